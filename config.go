@@ -1,0 +1,197 @@
+package pgpurepy
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Query modes accepted by the query_mode DSN key.
+const (
+	// QueryModePrepare prepares each distinct SQL text once per connection as a
+	// named statement and executes it with one round trip afterwards. It is the
+	// fastest mode and works with PostgreSQL directly and with pgbouncer 1.21 or
+	// newer when max_prepared_statements is set.
+	QueryModePrepare = "prepare"
+	// QueryModeDescribe describes each distinct SQL text once per connection and
+	// then executes it as an unnamed statement in a single round trip. Nothing
+	// named survives on the server, so it is safe behind pgbouncer in
+	// transaction pooling mode of any version.
+	QueryModeDescribe = "describe"
+)
+
+// Config is the configuration of one pool. ParseConfig fills it from a DSN;
+// NewConnectorConfig takes one the caller may have adjusted. A Config must not
+// be changed after it was passed to NewConnectorConfig.
+type Config struct {
+	// ConnConfig is pgconn's configuration: hosts, TLS, authentication,
+	// runtime parameters. It never carries the keys of the table below.
+	ConnConfig *pgconn.Config
+
+	// ConnectionCount is the number of connections the pool keeps open
+	// (connection_count).
+	ConnectionCount int
+	// QueryMode is QueryModePrepare or QueryModeDescribe (query_mode).
+	QueryMode string
+	// StatementCacheCapacity bounds the statements cached per connection
+	// (statement_cache_capacity).
+	StatementCacheCapacity int
+	// PingAfterIdle is how long a connection may sit idle before a checkout
+	// pings it; zero means checkouts never ping (ping_after_idle).
+	PingAfterIdle time.Duration
+	// CancelGrace bounds how long a cancelled statement may take to stop on the
+	// server before its connection is closed and replaced (cancel_grace).
+	CancelGrace time.Duration
+	// MaxCancelDials bounds the cancel requests in flight at once
+	// (max_cancel_dials).
+	MaxCancelDials int
+	// MaxConnLifetime closes connections older than this, plus up to
+	// MaxConnLifetimeJitter; zero keeps them forever (max_conn_lifetime,
+	// max_conn_lifetime_jitter).
+	MaxConnLifetime       time.Duration
+	MaxConnLifetimeJitter time.Duration
+	// MaxConnIdleTime closes connections idle for longer; zero keeps them
+	// (max_conn_idle_time). Closed connections are replaced.
+	MaxConnIdleTime time.Duration
+	// KeepaliveInterval pings idle connections this often so that a proxy's
+	// idle timeout never closes them; zero disables it (keepalive_interval).
+	KeepaliveInterval time.Duration
+
+	// Logger receives the pool's events (connections opened and closed,
+	// cancellations, failovers). nil is silent.
+	Logger *slog.Logger
+	// Tracer, when set, is told of every statement's start and end.
+	Tracer Tracer
+}
+
+// dsnKey is one DSN key of our own: its name, default, parser and doc line,
+// the single source for ParseConfig and for the README's table.
+type dsnKey struct {
+	name  string
+	def   string
+	doc   string
+	apply func(c *Config, v string) error
+}
+
+var dsnKeys = []dsnKey{
+	{"connection_count", "NumCPU*2+1", "connections the pool keeps open", func(c *Config, v string) error {
+		n, err := parsePositive(v)
+		c.ConnectionCount = n
+		return err
+	}},
+	{"query_mode", QueryModePrepare, "`prepare` (named statements) or `describe` (unnamed; for pgbouncer transaction pooling)", func(c *Config, v string) error {
+		if v != QueryModePrepare && v != QueryModeDescribe {
+			return fmt.Errorf("must be %q or %q", QueryModePrepare, QueryModeDescribe)
+		}
+		c.QueryMode = v
+		return nil
+	}},
+	{"statement_cache_capacity", "512", "statements cached per connection", func(c *Config, v string) error {
+		n, err := parsePositive(v)
+		c.StatementCacheCapacity = n
+		return err
+	}},
+	{"ping_after_idle", "1s", "idle time after which a checkout pings the connection (0 = never)", durationKey(func(c *Config) *time.Duration { return &c.PingAfterIdle })},
+	{"cancel_grace", "3s", "time a cancelled statement has to stop before its connection is replaced", durationKey(func(c *Config) *time.Duration { return &c.CancelGrace })},
+	{"max_cancel_dials", "16", "cancel requests in flight at once", func(c *Config, v string) error {
+		n, err := parsePositive(v)
+		c.MaxCancelDials = n
+		return err
+	}},
+	{"max_conn_lifetime", "0", "replace connections older than this (0 = never)", durationKey(func(c *Config) *time.Duration { return &c.MaxConnLifetime })},
+	{"max_conn_lifetime_jitter", "0", "random extra lifetime per connection", durationKey(func(c *Config) *time.Duration { return &c.MaxConnLifetimeJitter })},
+	{"max_conn_idle_time", "0", "replace connections idle longer than this (0 = never)", durationKey(func(c *Config) *time.Duration { return &c.MaxConnIdleTime })},
+	{"keepalive_interval", "0", "ping idle connections this often (0 = off)", durationKey(func(c *Config) *time.Duration { return &c.KeepaliveInterval })},
+}
+
+func durationKey(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "0" {
+			*field(c) = 0
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("not a duration such as 500ms or 2m")
+		}
+		if d < 0 {
+			return fmt.Errorf("must not be negative")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func parsePositive(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("not an integer")
+	}
+	if n < 1 {
+		return 0, fmt.Errorf("must be at least 1")
+	}
+	return n, nil
+}
+
+// ParseConfig parses a DSN in URL (postgres://user@host/db?key=value) or
+// keyword/value (host=h user=u key=value) form, reading the PG* environment
+// variables, passfile and service file the way libpq does. The pool keys in
+// the table of the README are taken out before pgconn sees the rest.
+//
+// A bad value yields an error that names the key and what is wrong with the
+// value; errors never contain the password.
+func ParseConfig(dsn string) (*Config, error) {
+	cc, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		// pgconn redacts the password in its own errors.
+		return nil, fmt.Errorf("pgpurepy: parse dsn: %w", err)
+	}
+	c := &Config{
+		ConnConfig:             cc,
+		ConnectionCount:        runtime.NumCPU()*2 + 1,
+		QueryMode:              QueryModePrepare,
+		StatementCacheCapacity: 512,
+		PingAfterIdle:          time.Second,
+		CancelGrace:            3 * time.Second,
+		MaxCancelDials:         16,
+	}
+	// Unknown keys land in RuntimeParams; ours are removed from there so that
+	// they are never sent to the server as settings.
+	for _, k := range dsnKeys {
+		v, ok := cc.RuntimeParams[k.name]
+		if !ok {
+			continue
+		}
+		delete(cc.RuntimeParams, k.name)
+		if err := k.apply(c, strings.TrimSpace(v)); err != nil {
+			return nil, &ConfigError{Key: k.name, Err: err}
+		}
+	}
+	return c, nil
+}
+
+// ConfigError reports a DSN key of our own with a bad value. The value itself
+// is not repeated, so nothing secret pasted into the wrong key leaks.
+type ConfigError struct {
+	Key string
+	Err error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("pgpurepy: dsn key %s: %v", e.Key, e.Err)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Copy returns a deep copy of c, so a copy can be changed and passed to
+// NewConnectorConfig without touching the original.
+func (c *Config) Copy() *Config {
+	n := *c
+	n.ConnConfig = c.ConnConfig.Copy()
+	return &n
+}

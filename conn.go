@@ -1,0 +1,269 @@
+package pgpurepy
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgpurepy/pgpurepy/internal/pool"
+)
+
+// conn is one checked-out connection as database/sql sees it. database/sql
+// uses a driver connection from one goroutine at a time, so conn has no
+// mutex. Close gives the session back to the pool.
+type conn struct {
+	s   *session
+	res *pool.Resource[*session]
+
+	// lastUsed is when the last statement ended, for ResetSession's ping.
+	lastUsed time.Time
+	// closePool is set for connections made by Driver.Open, which own a
+	// private pool.
+	closePool io.Closer
+	closed    bool
+}
+
+var (
+	_ driver.Conn               = (*conn)(nil)
+	_ driver.ConnBeginTx        = (*conn)(nil)
+	_ driver.ConnPrepareContext = (*conn)(nil)
+	_ driver.ExecerContext      = (*conn)(nil)
+	_ driver.QueryerContext     = (*conn)(nil)
+	_ driver.Pinger             = (*conn)(nil)
+	_ driver.SessionResetter    = (*conn)(nil)
+	_ driver.Validator          = (*conn)(nil)
+	_ driver.NamedValueChecker  = (*conn)(nil)
+)
+
+// Prepare is the context-free form of PrepareContext.
+func (c *conn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+// PrepareContext describes query on the server (and, in the prepare query
+// mode, keeps it prepared in the connection's statement cache).
+func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	s := c.s
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	d, err := s.describe(ctx, query)
+	if err != nil {
+		return nil, c.done(ctx, err)
+	}
+	return &stmt{c: c, sql: query, numInput: len(d.sd.ParamOIDs)}, nil
+}
+
+// Close returns the connection to the pool. A transaction the caller left
+// open is rolled back first; a broken connection is closed and replaced.
+func (c *conn) Close() error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if c.s.resetTx() {
+		c.res.Release()
+	} else {
+		c.res.Destroy("broken")
+	}
+	if c.closePool != nil {
+		return c.closePool.Close()
+	}
+	return nil
+}
+
+// Begin is the context-free form of BeginTx.
+func (c *conn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+// BeginTx starts a transaction with the isolation level and access mode of
+// opts.
+func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	begin, err := beginSQL(sql.IsolationLevel(opts.Isolation), opts.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.execSimple(ctx, begin); err != nil {
+		return nil, err
+	}
+	return &tx{c: c}, nil
+}
+
+// ExecContext runs query and reports the rows it affected. Without
+// arguments it uses the simple protocol, so query may hold several
+// statements.
+func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	ctx = c.traceStart(ctx, query, args)
+	tag, err := c.exec(ctx, query, args)
+	c.traceEnd(ctx, tag.String(), err)
+	if err != nil {
+		return nil, err
+	}
+	return result(tag.RowsAffected()), nil
+}
+
+func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue) (pgconn.CommandTag, error) {
+	if len(args) == 0 {
+		return c.execSimple(ctx, query)
+	}
+	s := c.s
+	for attempt := 0; ; attempt++ {
+		rr, _, err := s.execParams(ctx, query, args)
+		if err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		tag, err := rr.Close()
+		if err != nil && attempt == 0 && isStaleStatement(err) && s.pg.TxStatus() == 'I' {
+			s.forget(ctx, query)
+			continue
+		}
+		if err := c.done(ctx, err); err != nil {
+			if isStaleStatement(err) {
+				s.forget(ctx, query)
+			}
+			return pgconn.CommandTag{}, err
+		}
+		return tag, nil
+	}
+}
+
+// execSimple runs query with the simple protocol and returns the last
+// statement's command tag.
+func (c *conn) execSimple(ctx context.Context, query string) (pgconn.CommandTag, error) {
+	mrr, err := c.s.execSimple(ctx, query)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	var tag pgconn.CommandTag
+	for mrr.NextResult() {
+		tag, _ = mrr.ResultReader().Close()
+	}
+	if err := c.done(ctx, mrr.Close()); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return tag, nil
+}
+
+// QueryContext runs query and streams its rows. Without arguments it uses
+// the simple protocol, and the result sets of several statements are
+// reached with NextResultSet.
+func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	ctx = c.traceStart(ctx, query, args)
+	r, err := c.query(ctx, query, args)
+	if err != nil {
+		c.traceEnd(ctx, "", err)
+		return nil, err
+	}
+	return r, nil
+}
+
+func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue) (*rows, error) {
+	if len(args) == 0 {
+		mrr, err := c.s.execSimple(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		r := &rows{c: c, ctx: ctx, mrr: mrr}
+		if err := r.nextResult(); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	rr, d, err := c.s.execParams(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	return &rows{c: c, ctx: ctx, rr: rr, sql: query, fields: d.sd.Fields, columns: d.columns, decoders: d.decoders}, nil
+}
+
+// Ping makes one round trip. A failure marks the connection bad so that
+// database/sql replaces it.
+func (c *conn) Ping(ctx context.Context) error {
+	if err := c.s.usable(); err != nil {
+		return err
+	}
+	if err := c.done(ctx, c.s.pg.Ping(ctx)); err != nil {
+		if ctx.Err() == nil && !c.IsValid() {
+			return fmt.Errorf("%w: %w", driver.ErrBadConn, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// ResetSession runs before database/sql reuses the connection from its own
+// idle list: the same health check as a checkout from our pool.
+func (c *conn) ResetSession(ctx context.Context) error {
+	if !c.s.resetTx() {
+		return driver.ErrBadConn
+	}
+	if err := c.s.p.check(ctx, c.s, time.Since(c.lastUsed)); err != nil {
+		c.s.broken = err
+		return fmt.Errorf("pgpurepy: %w: %w", driver.ErrBadConn, err)
+	}
+	return nil
+}
+
+// IsValid reports whether the connection may go back to database/sql's idle
+// list; after a cancelled statement it normally may.
+func (c *conn) IsValid() bool {
+	return c.s.broken == nil && !c.s.pg.IsClosed()
+}
+
+// CheckNamedValue accepts every argument that can be sent to PostgreSQL as
+// it is, so that slices, registered converter types and pgtype values reach
+// the encoder unchanged. It rejects Go types that can never be encoded,
+// naming the type and the argument's position.
+func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
+	switch nv.Value.(type) {
+	case nil, int64, float64, bool, string, []byte, time.Time, int, int32, driver.Valuer:
+		return nil
+	}
+	switch reflect.TypeOf(nv.Value).Kind() {
+	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
+		return &ArgumentError{Position: nv.Ordinal, GoType: fmt.Sprintf("%T", nv.Value), Err: errors.New("type cannot be sent to PostgreSQL")}
+	}
+	return nil
+}
+
+// done finishes a statement: settles a cancellation, records the time for
+// ResetSession and shapes the error.
+func (c *conn) done(ctx context.Context, err error) error {
+	c.lastUsed = time.Now()
+	return c.s.finish(ctx, err)
+}
+
+type result int64
+
+func (r result) RowsAffected() (int64, error) { return int64(r), nil }
+
+func (result) LastInsertId() (int64, error) { return 0, ErrNoLastInsertID }
+
+func beginSQL(level sql.IsolationLevel, readOnly bool) (string, error) {
+	q := "BEGIN"
+	switch level {
+	case sql.LevelDefault:
+	case sql.LevelReadUncommitted:
+		q += " ISOLATION LEVEL READ UNCOMMITTED"
+	case sql.LevelReadCommitted:
+		q += " ISOLATION LEVEL READ COMMITTED"
+	case sql.LevelRepeatableRead, sql.LevelSnapshot:
+		q += " ISOLATION LEVEL REPEATABLE READ"
+	case sql.LevelSerializable:
+		q += " ISOLATION LEVEL SERIALIZABLE"
+	default:
+		return "", fmt.Errorf("pgpurepy: isolation level %s is not supported by PostgreSQL", level)
+	}
+	if readOnly {
+		q += " READ ONLY"
+	}
+	return q, nil
+}

@@ -1,0 +1,203 @@
+package pgpurepy
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+
+	"github.com/pgpurepy/pgpurepy/internal/pool"
+)
+
+// Connector owns one persistent pool of connections described by one
+// Config. database/sql calls Connect to check a connection out of the pool;
+// the connection goes back to the pool when database/sql closes it. Closing
+// the Connector (db.Close does it) closes the pool.
+type Connector struct {
+	p   *poolState
+	drv *Driver
+}
+
+var (
+	_ driver.Connector = (*Connector)(nil)
+	_ io.Closer        = (*Connector)(nil)
+)
+
+// poolState is what every session of one pool shares.
+type poolState struct {
+	cfg   *Config
+	pool  *pool.Pool[*session]
+	reg   registry
+	stats counters
+	// cancelDials bounds the cancel requests in flight (a semaphore).
+	cancelDials chan struct{}
+}
+
+// counters are the pool-wide statistics kept outside internal/pool.
+type counters struct {
+	cancelsSent atomic.Uint64
+	cancelsKept atomic.Uint64
+	cancelsLost atomic.Uint64
+}
+
+const cancelHandlerKey = "pgpurepy.cancel"
+
+// NewConnector parses dsn (see ParseConfig) and returns a Connector for
+// sql.OpenDB. It opens no connection: the first one is opened by the first
+// statement, and the pool then fills itself in the background.
+func NewConnector(dsn string) (*Connector, error) {
+	cfg, err := ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return NewConnectorConfig(cfg)
+}
+
+// NewConnectorConfig returns a Connector for cfg, which it keeps; the caller
+// must not change cfg afterwards. It opens no connection.
+func NewConnectorConfig(cfg *Config) (*Connector, error) {
+	if cfg == nil || cfg.ConnConfig == nil {
+		return nil, errors.New("pgpurepy: config must come from ParseConfig")
+	}
+	if cfg.ConnectionCount < 1 {
+		return nil, &ConfigError{Key: "connection_count", Err: errors.New("must be at least 1")}
+	}
+	cfg = cfg.Copy()
+	p := &poolState{cfg: cfg, cancelDials: make(chan struct{}, max(cfg.MaxCancelDials, 1))}
+	cfg.ConnConfig.BuildContextWatcherHandler = func(pg *pgconn.PgConn) ctxwatch.Handler {
+		h := &cancelHandler{pg: pg, p: p}
+		pg.CustomData()[cancelHandlerKey] = h
+		return h
+	}
+	pl, err := pool.New(pool.Config[*session]{
+		Size:              cfg.ConnectionCount,
+		Open:              p.open,
+		Close:             func(s *session) { s.close() },
+		Check:             p.check,
+		MaxLifetime:       cfg.MaxConnLifetime,
+		MaxLifetimeJitter: cfg.MaxConnLifetimeJitter,
+		MaxIdleTime:       cfg.MaxConnIdleTime,
+		KeepaliveInterval: cfg.KeepaliveInterval,
+		Keepalive:         keepalive(cfg.KeepaliveInterval),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pgpurepy: %w", err)
+	}
+	p.pool = pl
+	c := &Connector{p: p}
+	c.drv = &Driver{c: c}
+	return c, nil
+}
+
+// OpenDB returns a *sql.DB on a new Connector for dsn, with database/sql's
+// own idle list switched off (SetMaxIdleConns(0)): every connection
+// database/sql closes goes straight back to our pool, so the pool's
+// statistics show all idle connections and all waiting callers. It opens no
+// connection.
+func OpenDB(dsn string) (*sql.DB, error) {
+	c, err := NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(c)
+	db.SetMaxIdleConns(0)
+	return db, nil
+}
+
+// Connect checks a connection out of the pool, waiting first come first
+// served while all are busy. It returns ctx's error when ctx ends first, and
+// a connection error (wrapped, never with the password) when the server
+// cannot be reached and the pool holds no connection.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	s, res, err := c.p.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{s: s, res: res}, nil
+}
+
+// Driver returns a Driver that leads back to this Connector, which is how
+// Ext finds the pool of a *sql.DB.
+func (c *Connector) Driver() driver.Driver { return c.drv }
+
+// Close closes the pool: idle connections are closed with a Terminate message
+// now, checked-out ones when they are returned. It never fails.
+func (c *Connector) Close() error {
+	c.p.pool.Close()
+	return nil
+}
+
+// keepalive returns the pool's keepalive function when keepalives are on.
+func keepalive(interval time.Duration) func(context.Context, *session) error {
+	if interval == 0 {
+		return nil
+	}
+	return func(ctx context.Context, s *session) error { return s.pg.Ping(ctx) }
+}
+
+// acquire checks a session out and brings it up to date with the registry.
+func (p *poolState) acquire(ctx context.Context) (*session, *pool.Resource[*session], error) {
+	res, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pgpurepy: acquire connection: %w", err)
+	}
+	return res.Value(), res, nil
+}
+
+// open dials one connection.
+func (p *poolState) open(ctx context.Context) (*session, error) {
+	pg, err := pgconn.ConnectConfig(ctx, p.cfg.ConnConfig)
+	if err != nil {
+		p.logWarn("connect failed", "err", err)
+		return nil, fmt.Errorf("pgpurepy: connect: %w", err)
+	}
+	h := pg.CustomData()[cancelHandlerKey].(*cancelHandler)
+	s := newSession(p, pg, h)
+	if err := s.sync(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	p.logDebug("connection opened", "pid", pg.PID())
+	return s, nil
+}
+
+// check decides at checkout whether an idle session may be handed out. It
+// costs no round trip unless the session sat idle longer than PingAfterIdle
+// or the server sent something while it was idle.
+func (p *poolState) check(ctx context.Context, s *session, idle time.Duration) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if s.pg.TxStatus() != 'I' {
+		return errors.New("pgpurepy: connection left in a transaction")
+	}
+	pending, err := peek(s.pg.Conn())
+	if err != nil {
+		return err
+	}
+	if pending || (p.cfg.PingAfterIdle > 0 && idle >= p.cfg.PingAfterIdle) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.CancelGrace)
+		defer cancel()
+		return s.pg.Ping(ctx)
+	}
+	return nil
+}
+
+func (p *poolState) logWarn(msg string, args ...any) {
+	if p.cfg.Logger != nil {
+		p.cfg.Logger.Warn("pgpurepy: "+msg, args...)
+	}
+}
+
+func (p *poolState) logDebug(msg string, args ...any) {
+	if p.cfg.Logger != nil {
+		p.cfg.Logger.Debug("pgpurepy: "+msg, args...)
+	}
+}

@@ -1,0 +1,51 @@
+package pgpurepy
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrTxRolledBack is returned by a commit that the server answered with
+	// ROLLBACK, because a statement in the transaction had failed.
+	ErrTxRolledBack = errors.New("pgpurepy: commit failed: the transaction had failed and was rolled back")
+
+	// ErrNoLastInsertID is returned by Result.LastInsertId: PostgreSQL has no
+	// such value; add RETURNING id to the statement and scan it instead.
+	ErrNoLastInsertID = errors.New("pgpurepy: LastInsertId is not supported by PostgreSQL, use INSERT ... RETURNING")
+)
+
+// ArgumentError reports an argument that cannot be sent: its position ($1 is
+// 1), its Go type and, when known, the PostgreSQL type of the parameter.
+// Nothing was sent to the server, and the connection is unaffected.
+type ArgumentError struct {
+	Position int
+	GoType   string
+	PgType   string
+	Err      error
+}
+
+func (e *ArgumentError) Error() string {
+	if e.PgType == "" {
+		return fmt.Sprintf("pgpurepy: argument $%d of Go type %s: %v", e.Position, e.GoType, e.Err)
+	}
+	return fmt.Sprintf("pgpurepy: argument $%d of Go type %s for parameter of type %s: %v", e.Position, e.GoType, e.PgType, e.Err)
+}
+
+func (e *ArgumentError) Unwrap() error { return e.Err }
+
+// DecodeError reports a column value that could not be decoded: the
+// column's name, its PostgreSQL type and the Go type it was decoded into.
+// The rest of the result is still read, so the connection stays usable.
+type DecodeError struct {
+	Column string
+	PgType string
+	GoType string
+	Err    error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("pgpurepy: column %q of type %s into Go %s: %v", e.Column, e.PgType, e.GoType, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }

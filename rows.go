@@ -1,0 +1,226 @@
+package pgpurepy
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// rows streams one result: rows are decoded as Next asks for them, never
+// buffered. With the simple protocol, mrr holds further result sets.
+type rows struct {
+	c   *conn
+	ctx context.Context
+	sql string
+
+	rr  *pgconn.ResultReader
+	mrr *pgconn.MultiResultReader
+
+	fields   []pgconn.FieldDescription
+	columns  []string
+	decoders []decoder
+
+	// finished is set once the statement's outcome went through conn.done.
+	finished bool
+	err      error
+}
+
+var (
+	_ driver.Rows                           = (*rows)(nil)
+	_ driver.RowsNextResultSet              = (*rows)(nil)
+	_ driver.RowsColumnTypeDatabaseTypeName = (*rows)(nil)
+	_ driver.RowsColumnTypeScanType         = (*rows)(nil)
+	_ driver.RowsColumnTypeLength           = (*rows)(nil)
+	_ driver.RowsColumnTypePrecisionScale   = (*rows)(nil)
+)
+
+func (r *rows) Columns() []string { return r.columns }
+
+// Next decodes the next row into dest. A value that cannot be decoded gives
+// an error naming the column, its PostgreSQL type and the Go type; the
+// connection stays usable.
+func (r *rows) Next(dest []driver.Value) error {
+	if r.rr == nil {
+		return io.EOF
+	}
+	if !r.rr.NextRow() {
+		if r.mrr != nil {
+			// The result set's outcome is read by NextResultSet or Close.
+			return io.EOF
+		}
+		if err := r.finish(); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	values := r.rr.Values()
+	for i, dec := range r.decoders {
+		v, err := dec(values[i])
+		if err != nil {
+			return &DecodeError{Column: r.columns[i], PgType: r.c.s.typeName(r.fields[i].DataTypeOID), GoType: r.scanTypeName(i), Err: err}
+		}
+		dest[i] = v
+	}
+	return nil
+}
+
+// finish closes the extended-protocol reader once and passes its outcome
+// through conn.done.
+func (r *rows) finish() error {
+	if r.finished {
+		return r.err
+	}
+	r.finished = true
+	tag, err := r.rr.Close()
+	r.err = r.c.done(r.ctx, err)
+	r.c.traceEnd(r.ctx, tag.String(), r.err)
+	if r.err != nil && isStaleStatement(err) {
+		r.c.s.forget(r.ctx, r.sql)
+	}
+	return r.err
+}
+
+// Close reads what is left of the result off the wire without decoding it.
+func (r *rows) Close() error {
+	if r.mrr != nil {
+		if r.finished {
+			return r.err
+		}
+		r.finished = true
+		r.err = r.c.done(r.ctx, r.mrr.Close())
+		r.c.traceEnd(r.ctx, "", r.err)
+		return r.err
+	}
+	return r.finish()
+}
+
+func (r *rows) HasNextResultSet() bool {
+	return r.mrr != nil && !r.finished
+}
+
+// NextResultSet moves to the next statement's result (simple protocol only).
+func (r *rows) NextResultSet() error {
+	if r.mrr == nil {
+		return io.EOF
+	}
+	if r.rr != nil {
+		if _, err := r.rr.Close(); err != nil {
+			r.finished = true
+			r.err = r.c.done(r.ctx, r.mrr.Close())
+			return r.err
+		}
+	}
+	return r.nextResult()
+}
+
+// nextResult advances mrr and plans the decoding of its result set.
+func (r *rows) nextResult() error {
+	if !r.mrr.NextResult() {
+		r.rr = nil
+		r.finished = true
+		r.err = r.c.done(r.ctx, r.mrr.Close())
+		if r.err != nil {
+			return r.err
+		}
+		return io.EOF
+	}
+	r.rr = r.mrr.ResultReader()
+	r.fields = r.rr.FieldDescriptions()
+	r.columns = make([]string, len(r.fields))
+	r.decoders = make([]decoder, len(r.fields))
+	for i, f := range r.fields {
+		r.columns[i] = f.Name
+		r.decoders[i] = r.c.s.decoderFor(f.DataTypeOID, f.Format)
+	}
+	return nil
+}
+
+// ColumnTypeDatabaseTypeName returns the type's name in upper case, as
+// database/sql documents ("INT4", "VARCHAR", "_TEXT" for text[]).
+func (r *rows) ColumnTypeDatabaseTypeName(i int) string {
+	oid := r.fields[i].DataTypeOID
+	if t, ok := r.c.s.tm.TypeForOID(oid); ok {
+		return strings.ToUpper(t.Name)
+	}
+	return strconv.FormatUint(uint64(oid), 10)
+}
+
+var (
+	typeBool    = reflect.TypeFor[bool]()
+	typeInt64   = reflect.TypeFor[int64]()
+	typeFloat64 = reflect.TypeFor[float64]()
+	typeString  = reflect.TypeFor[string]()
+	typeBytes   = reflect.TypeFor[[]byte]()
+	typeTime    = reflect.TypeFor[time.Time]()
+	typeAny     = reflect.TypeFor[any]()
+)
+
+// ColumnTypeScanType returns the Go type Next stores for the column.
+func (r *rows) ColumnTypeScanType(i int) reflect.Type {
+	oid := r.fields[i].DataTypeOID
+	if c, ok := r.c.s.converted[oid]; ok {
+		if c.array {
+			return reflect.SliceOf(c.goType)
+		}
+		return c.goType
+	}
+	switch oid {
+	case pgtype.BoolOID:
+		return typeBool
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID:
+		return typeInt64
+	case pgtype.Float4OID, pgtype.Float8OID:
+		return typeFloat64
+	case pgtype.ByteaOID, pgtype.JSONOID, pgtype.JSONBOID:
+		return typeBytes
+	case pgtype.DateOID, pgtype.TimestampOID, pgtype.TimestamptzOID:
+		return typeTime
+	}
+	if r.fields[i].Format == pgtype.BinaryFormatCode {
+		return typeAny
+	}
+	return typeString
+}
+
+func (r *rows) scanTypeName(i int) string { return r.ColumnTypeScanType(i).String() }
+
+// ColumnTypeLength reports the declared length of varchar(n) and char(n),
+// and an unlimited length for text and bytea.
+func (r *rows) ColumnTypeLength(i int) (int64, bool) {
+	f := r.fields[i]
+	switch f.DataTypeOID {
+	case pgtype.TextOID, pgtype.ByteaOID:
+		return math.MaxInt64, true
+	case pgtype.VarcharOID, pgtype.BPCharOID:
+		if f.TypeModifier == -1 {
+			return math.MaxInt64, true
+		}
+		return int64(f.TypeModifier - 4), true
+	}
+	return 0, false
+}
+
+// ColumnTypePrecisionScale reports numeric(p, s).
+func (r *rows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool) {
+	f := r.fields[i]
+	if f.DataTypeOID != pgtype.NumericOID {
+		return 0, 0, false
+	}
+	if f.TypeModifier == -1 {
+		return math.MaxInt64, math.MaxInt64, true
+	}
+	mod := f.TypeModifier - 4
+	return int64((mod >> 16) & 0xffff), int64(mod & 0xffff), true
+}
+
+// String is for debugging.
+func (r *rows) String() string { return fmt.Sprintf("rows(%d columns)", len(r.columns)) }

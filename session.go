@@ -1,0 +1,363 @@
+package pgpurepy
+
+import (
+	"container/list"
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// session is one physical connection to the server: what the pool holds. It
+// is used by one goroutine at a time (the pool hands it to one holder, and
+// database/sql serialises each driver connection), so it has no mutex; pgconn
+// watches the context of each call itself.
+type session struct {
+	pg *pgconn.PgConn
+	p  *poolState
+	tm *pgtype.Map
+
+	cancel *cancelHandler
+	stmts  stmtCache
+
+	// regVersion is the converter registry version applied to tm.
+	regVersion uint64
+	// converted maps OIDs of registered converters to the Go type their
+	// values decode into.
+	converted map[uint32]*conversion
+
+	// reusable buffers for encoding arguments
+	paramValues  [][]byte
+	paramFormats []int16
+	argBuf       []byte
+
+	// broken is set when the connection must not be used again.
+	broken error
+}
+
+// stmtDesc is what one SQL text looks like on this connection: the server's
+// description plus the decoding plan for its result columns.
+type stmtDesc struct {
+	sql           string
+	sd            *pgconn.StatementDescription
+	resultFormats []int16
+	columns       []string
+	decoders      []decoder
+}
+
+// stmtCache is a small LRU of statement descriptions keyed by SQL text.
+type stmtCache struct {
+	capacity int
+	m        map[string]*list.Element
+	l        list.List
+	seq      uint64
+}
+
+func (c *stmtCache) get(sql string) *stmtDesc {
+	if e, ok := c.m[sql]; ok {
+		c.l.MoveToFront(e)
+		return e.Value.(*stmtDesc)
+	}
+	return nil
+}
+
+// put adds d and returns the description it evicted, if any.
+func (c *stmtCache) put(d *stmtDesc) *stmtDesc {
+	if c.m == nil {
+		c.m = make(map[string]*list.Element)
+	}
+	c.m[d.sql] = c.l.PushFront(d)
+	if c.l.Len() <= c.capacity {
+		return nil
+	}
+	old := c.l.Remove(c.l.Back()).(*stmtDesc)
+	delete(c.m, old.sql)
+	return old
+}
+
+func (c *stmtCache) remove(sql string) {
+	if e, ok := c.m[sql]; ok {
+		c.l.Remove(e)
+		delete(c.m, sql)
+	}
+}
+
+func (c *stmtCache) each(fn func(*stmtDesc)) {
+	for e := c.l.Front(); e != nil; e = e.Next() {
+		fn(e.Value.(*stmtDesc))
+	}
+}
+
+func (c *stmtCache) nextName() string {
+	c.seq++
+	return "pgpurepy_" + strconv.FormatUint(c.seq, 10)
+}
+
+func newSession(p *poolState, pg *pgconn.PgConn, h *cancelHandler) *session {
+	s := &session{
+		pg:     pg,
+		p:      p,
+		tm:     pgtype.NewMap(),
+		cancel: h,
+		stmts:  stmtCache{capacity: p.cfg.StatementCacheCapacity},
+	}
+	return s
+}
+
+// prepareSession brings the session up to date with the pool's converter
+// registry. It is cheap when nothing changed: one atomic load.
+func (s *session) sync(ctx context.Context) error {
+	if s.p.reg.version.Load() == s.regVersion {
+		return nil
+	}
+	return s.p.reg.apply(ctx, s)
+}
+
+// describe returns the description of sql on this connection, preparing it
+// when it is not cached.
+func (s *session) describe(ctx context.Context, sql string) (*stmtDesc, error) {
+	if d := s.stmts.get(sql); d != nil {
+		return d, nil
+	}
+	name := ""
+	if s.p.cfg.QueryMode == QueryModePrepare {
+		name = s.stmts.nextName()
+	}
+	sd, err := s.pg.Prepare(ctx, name, sql, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := &stmtDesc{sql: sql, sd: sd}
+	s.plan(d)
+	if old := s.stmts.put(d); old != nil && old.sd.Name != "" {
+		// Deallocate costs a round trip, but only when the cache overflows.
+		if err := s.pg.Deallocate(ctx, old.sd.Name); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// plan fills the result formats, column names and decoders of d.
+func (s *session) plan(d *stmtDesc) {
+	n := len(d.sd.Fields)
+	d.resultFormats = make([]int16, n)
+	d.columns = make([]string, n)
+	d.decoders = make([]decoder, n)
+	for i, f := range d.sd.Fields {
+		d.resultFormats[i] = s.resultFormat(f.DataTypeOID)
+		d.columns[i] = f.Name
+		d.decoders[i] = s.decoderFor(f.DataTypeOID, d.resultFormats[i])
+	}
+}
+
+// forget drops sql from the statement cache after the server said its plan
+// changed or it no longer exists.
+func (s *session) forget(ctx context.Context, sql string) {
+	d := s.stmts.get(sql)
+	if d == nil {
+		return
+	}
+	s.stmts.remove(sql)
+	if d.sd.Name != "" && s.pg.TxStatus() == 'I' {
+		_ = s.pg.Deallocate(ctx, d.sd.Name)
+	}
+}
+
+// execParams starts an extended-protocol statement. The returned reader must
+// be closed and its error passed through finish.
+func (s *session) execParams(ctx context.Context, sql string, args []driver.NamedValue) (*pgconn.ResultReader, *stmtDesc, error) {
+	if err := s.usable(); err != nil {
+		return nil, nil, err
+	}
+	if err := s.sync(ctx); err != nil {
+		return nil, nil, err
+	}
+	d, err := s.describe(ctx, sql)
+	if err != nil {
+		return nil, nil, s.finish(ctx, err)
+	}
+	if len(args) != len(d.sd.ParamOIDs) {
+		return nil, nil, fmt.Errorf("pgpurepy: statement has %d parameters but %d arguments were given", len(d.sd.ParamOIDs), len(args))
+	}
+	if err := s.encodeArgs(d, args); err != nil {
+		return nil, nil, err
+	}
+	var rr *pgconn.ResultReader
+	if d.sd.Name != "" {
+		rr = s.pg.ExecStatement(ctx, d.sd, s.paramValues, s.paramFormats, d.resultFormats)
+	} else {
+		rr = s.pg.ExecParams(ctx, sql, s.paramValues, d.sd.ParamOIDs, s.paramFormats, d.resultFormats)
+	}
+	return rr, d, nil
+}
+
+// encodeArgs encodes args for d's parameters into the session's buffers,
+// each in the format its codec prefers, falling back to the other one.
+func (s *session) encodeArgs(d *stmtDesc, args []driver.NamedValue) error {
+	s.paramValues = s.paramValues[:0]
+	s.paramFormats = s.paramFormats[:0]
+	buf := s.argBuf[:0]
+	for i, a := range args {
+		if a.Name != "" {
+			return fmt.Errorf("pgpurepy: argument %q: named arguments are not supported, use $1, $2, ... in the SQL", a.Name)
+		}
+		oid := d.sd.ParamOIDs[i]
+		if a.Value == nil {
+			s.paramValues = append(s.paramValues, nil)
+			s.paramFormats = append(s.paramFormats, pgtype.TextFormatCode)
+			continue
+		}
+		format := s.tm.FormatCodeForOID(oid)
+		start := len(buf)
+		out, err := s.tm.Encode(oid, format, a.Value, buf)
+		if err != nil {
+			format = 1 - format
+			out, err = s.tm.Encode(oid, format, a.Value, buf[:start])
+		}
+		if err != nil {
+			return &ArgumentError{Position: i + 1, GoType: fmt.Sprintf("%T", a.Value), PgType: s.typeName(oid), Err: err}
+		}
+		if out == nil {
+			s.paramValues = append(s.paramValues, nil)
+		} else {
+			buf = out
+			s.paramValues = append(s.paramValues, buf[start:len(buf):len(buf)])
+		}
+		s.paramFormats = append(s.paramFormats, format)
+	}
+	s.argBuf = buf
+	return nil
+}
+
+func (s *session) typeName(oid uint32) string {
+	if t, ok := s.tm.TypeForOID(oid); ok {
+		return t.Name
+	}
+	return "oid " + strconv.FormatUint(uint64(oid), 10)
+}
+
+// execSimple runs sql, which may hold several statements, with the simple
+// query protocol.
+func (s *session) execSimple(ctx context.Context, sql string) (*pgconn.MultiResultReader, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	if err := s.sync(ctx); err != nil {
+		return nil, err
+	}
+	return s.pg.Exec(ctx, sql), nil
+}
+
+// usable reports why the session cannot run a statement, if it cannot.
+func (s *session) usable() error {
+	if s.broken != nil {
+		return fmt.Errorf("pgpurepy: %w: connection unusable: %w", driver.ErrBadConn, s.broken)
+	}
+	if s.pg.IsClosed() {
+		return fmt.Errorf("pgpurepy: %w: connection closed", driver.ErrBadConn)
+	}
+	return nil
+}
+
+// finish runs after every statement: it settles a cancellation that happened
+// during it and turns err into what the caller should see.
+func (s *session) finish(ctx context.Context, err error) error {
+	if s.cancel.fired.Load() {
+		s.settleCancel(err)
+	}
+	if err == nil {
+		return nil
+	}
+	if s.pg.IsClosed() && s.broken == nil {
+		s.broken = err
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil && (isCode(err, "57014") || pgconn.Timeout(err) || errors.Is(err, ctxErr)) {
+		if errors.Is(err, ctxErr) {
+			return fmt.Errorf("pgpurepy: %w", err)
+		}
+		return fmt.Errorf("pgpurepy: %w: %w", ctxErr, err)
+	}
+	if pgconn.SafeToRetry(err) && s.pg.TxStatus() == 'I' {
+		return fmt.Errorf("pgpurepy: %w: %w", driver.ErrBadConn, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return err
+	}
+	return fmt.Errorf("pgpurepy: %w", err)
+}
+
+// settleCancel makes sure no cancel request sent during the last statement
+// can hit the next one. The cancel request has completed when the server
+// closed its socket (pgconn waits for that before the statement returns). If
+// the statement ended with 57014 the request was spent on it; otherwise the
+// signal may still be pending in the backend, and one empty round trip
+// absorbs it.
+func (s *session) settleCancel(stmtErr error) {
+	s.cancel.fired.Store(false)
+	if s.pg.IsClosed() {
+		s.p.stats.cancelsLost.Add(1)
+		return
+	}
+	if !isCode(stmtErr, "57014") {
+		ctx, cancel := context.WithTimeout(context.Background(), s.p.cfg.CancelGrace)
+		defer cancel()
+		_, err := s.pg.Exec(ctx, ";").ReadAll()
+		if err != nil && !isCode(err, "57014") {
+			s.broken = err
+			s.p.stats.cancelsLost.Add(1)
+			return
+		}
+		s.cancel.fired.Store(false)
+	}
+	s.p.stats.cancelsKept.Add(1)
+}
+
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// isStaleStatement reports errors after which a cached statement must be
+// prepared again: its plan changed result type, or it vanished (DISCARD ALL).
+func isStaleStatement(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == "26000" || (pgErr.Code == "0A000" && pgErr.Message == "cached plan must not change result type")
+}
+
+// rollbackCtx returns a context for cleanup that must run even though the
+// caller's context is done, bounded by the cancel grace.
+func (s *session) rollbackCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.p.cfg.CancelGrace)
+}
+
+// resetTx rolls back a transaction the last holder left open, so that the
+// next holder starts clean; it reports whether the session is still usable.
+func (s *session) resetTx() bool {
+	if s.broken != nil || s.pg.IsClosed() {
+		return false
+	}
+	if s.pg.TxStatus() == 'I' {
+		return true
+	}
+	ctx, cancel := s.rollbackCtx()
+	defer cancel()
+	_, err := s.pg.Exec(ctx, "ROLLBACK").ReadAll()
+	return err == nil && s.pg.TxStatus() == 'I'
+}
+
+// close ends the session with a Terminate message, bounded in time.
+func (s *session) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.pg.Close(ctx)
+}

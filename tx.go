@@ -1,0 +1,48 @@
+package pgpurepy
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+)
+
+// tx is a transaction on one conn.
+type tx struct {
+	c *conn
+}
+
+var _ driver.Tx = (*tx)(nil)
+
+// Commit commits. When the server answers COMMIT with ROLLBACK because the
+// transaction had failed, Commit returns ErrTxRolledBack: never a silent
+// success.
+func (t *tx) Commit() error {
+	tag, err := t.c.execSimple(context.Background(), "COMMIT")
+	if err != nil {
+		return err
+	}
+	if tag.String() == "ROLLBACK" {
+		return ErrTxRolledBack
+	}
+	return nil
+}
+
+// Rollback rolls back with a context of its own, bounded by the cancel
+// grace, because database/sql calls it after the transaction's context
+// ended. A connection that cannot roll back is reported bad and replaced.
+func (t *tx) Rollback() error {
+	s := t.c.s
+	if err := s.usable(); err != nil {
+		return err
+	}
+	ctx, cancel := s.rollbackCtx()
+	defer cancel()
+	_, err := s.pg.Exec(ctx, "ROLLBACK").ReadAll()
+	if err := t.c.done(ctx, err); err != nil {
+		if !t.c.IsValid() {
+			return fmt.Errorf("%w: %w", driver.ErrBadConn, err)
+		}
+		return err
+	}
+	return nil
+}

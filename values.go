@@ -1,0 +1,200 @@
+package pgpurepy
+
+import (
+	"database/sql/driver"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// decoder turns one column value, as the server sent it, into a
+// driver.Value. src is nil for NULL and is only valid during the call.
+type decoder func(src []byte) (driver.Value, error)
+
+// conversion is a registered converter as one session sees it.
+type conversion struct {
+	name   string
+	goType reflect.Type
+	array  bool
+}
+
+// resultFormat picks the wire format for a result column: binary where it is
+// cheaper to decode and loses nothing, text where the text is the value
+// users expect (numeric at full precision, uuid, intervals, arrays for
+// pq.Array-style scanners).
+func (s *session) resultFormat(oid uint32) int16 {
+	switch oid {
+	case pgtype.BoolOID, pgtype.ByteaOID, pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID,
+		pgtype.Float4OID, pgtype.Float8OID, pgtype.DateOID, pgtype.TimestampOID, pgtype.TimestamptzOID:
+		return pgtype.BinaryFormatCode
+	}
+	if _, ok := s.converted[oid]; ok {
+		return s.tm.FormatCodeForOID(oid)
+	}
+	return pgtype.TextFormatCode
+}
+
+// decoderFor returns the decoder of a column of type oid sent in format.
+func (s *session) decoderFor(oid uint32, format int16) decoder {
+	if c, ok := s.converted[oid]; ok {
+		return s.convertedDecoder(oid, format, c)
+	}
+	bin := format == pgtype.BinaryFormatCode
+	switch oid {
+	case pgtype.BoolOID:
+		if bin {
+			return nullable(func(src []byte) (driver.Value, error) {
+				if len(src) != 1 {
+					return nil, fmt.Errorf("bool: %d bytes", len(src))
+				}
+				return src[0] == 1, nil
+			})
+		}
+		return nullable(func(src []byte) (driver.Value, error) { return len(src) == 1 && src[0] == 't', nil })
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID:
+		if bin {
+			return nullable(decodeBinaryInt)
+		}
+		return nullable(func(src []byte) (driver.Value, error) { return strconv.ParseInt(string(src), 10, 64) })
+	case pgtype.Float4OID, pgtype.Float8OID:
+		if bin {
+			return nullable(decodeBinaryFloat)
+		}
+		return nullable(func(src []byte) (driver.Value, error) { return strconv.ParseFloat(string(src), 64) })
+	case pgtype.ByteaOID:
+		if bin {
+			return nullable(func(src []byte) (driver.Value, error) { return append([]byte{}, src...), nil })
+		}
+		return s.scanDecoder(oid, format, func() any { return new([]byte) })
+	case pgtype.JSONOID, pgtype.JSONBOID:
+		return nullable(func(src []byte) (driver.Value, error) {
+			if !bin || oid == pgtype.JSONOID {
+				return append([]byte{}, src...), nil
+			}
+			if len(src) == 0 || src[0] != 1 {
+				return nil, fmt.Errorf("jsonb: unknown binary version")
+			}
+			return append([]byte{}, src[1:]...), nil
+		})
+	case pgtype.DateOID, pgtype.TimestampOID, pgtype.TimestamptzOID:
+		return s.timeDecoder(oid, format)
+	}
+	if bin {
+		// Only registered codecs choose binary for types not listed above.
+		return s.scanDecoder(oid, format, func() any { return new(any) })
+	}
+	return nullable(func(src []byte) (driver.Value, error) { return string(src), nil })
+}
+
+func nullable(f func(src []byte) (driver.Value, error)) decoder {
+	return func(src []byte) (driver.Value, error) {
+		if src == nil {
+			return nil, nil
+		}
+		return f(src)
+	}
+}
+
+func decodeBinaryInt(src []byte) (driver.Value, error) {
+	switch len(src) {
+	case 2:
+		return int64(int16(binary.BigEndian.Uint16(src))), nil
+	case 4:
+		return int64(int32(binary.BigEndian.Uint32(src))), nil
+	case 8:
+		return int64(binary.BigEndian.Uint64(src)), nil
+	}
+	return nil, fmt.Errorf("integer: %d bytes", len(src))
+}
+
+func decodeBinaryFloat(src []byte) (driver.Value, error) {
+	switch len(src) {
+	case 4:
+		return float64(math.Float32frombits(binary.BigEndian.Uint32(src))), nil
+	case 8:
+		return math.Float64frombits(binary.BigEndian.Uint64(src)), nil
+	}
+	return nil, fmt.Errorf("float: %d bytes", len(src))
+}
+
+// scanDecoder decodes through the session's pgtype map into a fresh target
+// and returns what the target points at. The scan plan is found once.
+func (s *session) scanDecoder(oid uint32, format int16, target func() any) decoder {
+	plan := s.tm.PlanScan(oid, format, target())
+	return func(src []byte) (driver.Value, error) {
+		if src == nil {
+			return nil, nil
+		}
+		t := target()
+		if err := plan.Scan(src, t); err != nil {
+			return nil, err
+		}
+		return reflect.ValueOf(t).Elem().Interface(), nil
+	}
+}
+
+// timeDecoder returns time.Time, or the strings "infinity" and "-infinity"
+// as PostgreSQL spells them (what lib/pq and pgx's stdlib return too).
+func (s *session) timeDecoder(oid uint32, format int16) decoder {
+	var scan func(src []byte) (time.Time, pgtype.InfinityModifier, error)
+	switch oid {
+	case pgtype.DateOID:
+		plan := s.tm.PlanScan(oid, format, &pgtype.Date{})
+		scan = func(src []byte) (time.Time, pgtype.InfinityModifier, error) {
+			var v pgtype.Date
+			err := plan.Scan(src, &v)
+			return v.Time, v.InfinityModifier, err
+		}
+	case pgtype.TimestampOID:
+		plan := s.tm.PlanScan(oid, format, &pgtype.Timestamp{})
+		scan = func(src []byte) (time.Time, pgtype.InfinityModifier, error) {
+			var v pgtype.Timestamp
+			err := plan.Scan(src, &v)
+			return v.Time, v.InfinityModifier, err
+		}
+	default:
+		plan := s.tm.PlanScan(oid, format, &pgtype.Timestamptz{})
+		scan = func(src []byte) (time.Time, pgtype.InfinityModifier, error) {
+			var v pgtype.Timestamptz
+			err := plan.Scan(src, &v)
+			return v.Time, v.InfinityModifier, err
+		}
+	}
+	return nullable(func(src []byte) (driver.Value, error) {
+		t, inf, err := scan(src)
+		switch {
+		case err != nil:
+			return nil, err
+		case inf == pgtype.Infinity:
+			return "infinity", nil
+		case inf == pgtype.NegativeInfinity:
+			return "-infinity", nil
+		}
+		return t, nil
+	})
+}
+
+// convertedDecoder decodes a registered type into its Go type, or a slice
+// of it for the array type.
+func (s *session) convertedDecoder(oid uint32, format int16, c *conversion) decoder {
+	typ := c.goType
+	if c.array {
+		typ = reflect.SliceOf(typ)
+	}
+	plan := s.tm.PlanScan(oid, format, reflect.New(typ).Interface())
+	return func(src []byte) (driver.Value, error) {
+		ptr := reflect.New(typ)
+		if err := plan.Scan(src, ptr.Interface()); err != nil {
+			if src == nil {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("decode %s into %s: %w", c.name, typ, err)
+		}
+		return ptr.Elem().Interface(), nil
+	}
+}
