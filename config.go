@@ -1,6 +1,7 @@
 package pgpurepy
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -97,7 +98,15 @@ var dsnKeys = []dsnKey{
 		return err
 	}},
 	{"ping_after_idle", "1s", "idle time after which a checkout pings the connection (0 = never)", durationKey(func(c *Config) *time.Duration { return &c.PingAfterIdle })},
-	{"cancel_grace", "3s", "time a cancelled statement has to stop before its connection is replaced", durationKey(func(c *Config) *time.Duration { return &c.CancelGrace })},
+	{"cancel_grace", "3s", "time a cancelled statement has to stop before its connection is replaced (more than 0)", func(c *Config, v string) error {
+		if err := durationKey(func(c *Config) *time.Duration { return &c.CancelGrace })(c, v); err != nil {
+			return err
+		}
+		if c.CancelGrace == 0 {
+			return errors.New("must be more than 0")
+		}
+		return nil
+	}},
 	{"max_cancel_dials", "16", "cancel requests in flight at once", func(c *Config, v string) error {
 		n, err := parsePositive(v)
 		c.MaxCancelDials = n
@@ -148,8 +157,7 @@ func parsePositive(v string) (int, error) {
 func ParseConfig(dsn string) (*Config, error) {
 	cc, err := pgconn.ParseConfig(dsn)
 	if err != nil {
-		// pgconn redacts the password in its own errors.
-		return nil, fmt.Errorf("pgpurepy: parse dsn: %w", err)
+		return nil, dsnError(err)
 	}
 	c := &Config{
 		ConnConfig:             cc,
@@ -174,6 +182,27 @@ func ParseConfig(dsn string) (*Config, error) {
 	}
 	return c, nil
 }
+
+// dsnError rewrites pgconn's parse error without the connection string:
+// pgconn redacts the password in it only on a best-effort basis, and a DSN
+// that does not parse is exactly where that effort can fail.
+func dsnError(err error) error {
+	var pe *pgconn.ParseConfigError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("pgpurepy: parse dsn: %w", err)
+	}
+	bare := *pe
+	bare.ConnString = ""
+	return &parseError{msg: strings.TrimPrefix(bare.Error(), "cannot parse ``: "), err: pe.Unwrap()}
+}
+
+type parseError struct {
+	msg string
+	err error
+}
+
+func (e *parseError) Error() string { return "pgpurepy: parse dsn: " + e.msg }
+func (e *parseError) Unwrap() error { return e.err }
 
 // ConfigError reports a DSN key of our own with a bad value. The value itself
 // is not repeated, so nothing secret pasted into the wrong key leaks.

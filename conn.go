@@ -15,19 +15,26 @@ import (
 	"github.com/pgpurepy/pgpurepy/internal/pool"
 )
 
-// conn is one checked-out connection as database/sql sees it. database/sql
-// uses a driver connection from one goroutine at a time, so conn has no
-// mutex. Close gives the session back to the pool.
+// conn is a connection as database/sql sees it. database/sql uses a driver
+// connection from one goroutine at a time, so conn has no mutex.
+//
+// A conn holds a session of our pool only while database/sql uses it: when
+// database/sql parks the conn in its own idle list it first asks IsValid,
+// and IsValid gives the session back to our pool. The next use starts with
+// ResetSession, which checks a session out again. So connections never sit
+// idle where our pool cannot hand them to a waiter, and the pool's idle and
+// waiting counts are exact whatever database/sql's idle limit is. Inside a
+// transaction or a *sql.Conn database/sql does not park the conn, so session
+// state (SET, temporary tables) lasts as long as they do.
 type conn struct {
+	p *poolState
+	// s and res are the bound session; nil while parked.
 	s   *session
 	res *pool.Resource[*session]
 
-	// lastUsed is when the last statement ended, for ResetSession's ping.
-	lastUsed time.Time
 	// closePool is set for connections made by Driver.Open, which own a
 	// private pool.
 	closePool io.Closer
-	closed    bool
 }
 
 var (
@@ -50,6 +57,9 @@ func (c *conn) Prepare(query string) (driver.Stmt, error) {
 // PrepareContext describes query on the server (and, in the prepare query
 // mode, keeps it prepared in the connection's statement cache).
 func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	if err := c.bind(ctx); err != nil {
+		return nil, err
+	}
 	s := c.s
 	if err := s.usable(); err != nil {
 		return nil, err
@@ -61,22 +71,41 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	return &stmt{c: c, sql: query, numInput: len(d.sd.ParamOIDs)}, nil
 }
 
-// Close returns the connection to the pool. A transaction the caller left
-// open is rolled back first; a broken connection is closed and replaced.
+// Close returns the session to the pool. A transaction the caller left open
+// is rolled back first; a broken connection is closed and replaced.
 func (c *conn) Close() error {
-	if c.closed {
+	c.unbind()
+	if c.closePool != nil {
+		return c.closePool.Close()
+	}
+	return nil
+}
+
+// bind checks a session out for c if it has none.
+func (c *conn) bind(ctx context.Context) error {
+	if c.s != nil {
 		return nil
 	}
-	c.closed = true
+	s, res, err := c.p.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	c.s, c.res = s, res
+	return nil
+}
+
+// unbind gives c's session back to the pool, or has it replaced when it
+// cannot be reused.
+func (c *conn) unbind() {
+	if c.s == nil {
+		return
+	}
 	if c.s.resetTx() {
 		c.res.Release()
 	} else {
 		c.res.Destroy("broken")
 	}
-	if c.closePool != nil {
-		return c.closePool.Close()
-	}
-	return nil
+	c.s, c.res = nil, nil
 }
 
 // Begin is the context-free form of BeginTx.
@@ -91,6 +120,9 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		return nil, err
 	}
+	if err := c.bind(ctx); err != nil {
+		return nil, err
+	}
 	if _, err := c.execSimple(ctx, begin); err != nil {
 		return nil, err
 	}
@@ -101,6 +133,9 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 // arguments it uses the simple protocol, so query may hold several
 // statements.
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if err := c.bind(ctx); err != nil {
+		return nil, err
+	}
 	ctx = c.traceStart(ctx, query, args)
 	tag, err := c.exec(ctx, query, args)
 	c.traceEnd(ctx, tag.String(), err)
@@ -156,6 +191,9 @@ func (c *conn) execSimple(ctx context.Context, query string) (pgconn.CommandTag,
 // the simple protocol, and the result sets of several statements are
 // reached with NextResultSet.
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if err := c.bind(ctx); err != nil {
+		return nil, err
+	}
 	ctx = c.traceStart(ctx, query, args)
 	r, err := c.query(ctx, query, args)
 	if err != nil {
@@ -177,21 +215,70 @@ func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue
 		}
 		return r, nil
 	}
-	rr, d, err := c.s.execParams(ctx, query, args)
-	if err != nil {
-		return nil, err
+	s := c.s
+	for attempt := 0; ; attempt++ {
+		rr, d, err := s.execParams(ctx, query, args)
+		if err != nil {
+			return nil, err
+		}
+		fields := rr.FieldDescriptions()
+		if fields == nil && len(d.sd.Fields) > 0 {
+			// The statement ended before its first row: read why now, so a
+			// statement whose cached description went stale can be retried.
+			_, err := rr.Close()
+			err = c.done(ctx, err)
+			if err != nil && isStaleStatement(err) {
+				s.forget(ctx, query)
+				if attempt == 0 && s.pg.TxStatus() == 'I' {
+					continue
+				}
+			}
+			if err != nil {
+				return nil, err
+			}
+			return &rows{c: c, ctx: ctx, sql: query, finished: true}, nil
+		}
+		r := &rows{c: c, ctx: ctx, rr: rr, sql: query, fields: d.sd.Fields, columns: d.columns, decoders: d.decoders}
+		if !sameTypes(fields, d.sd.Fields) {
+			// In describe mode the server describes the result again with
+			// every execution; it changed (search_path, DDL), so decode by
+			// what it says now and describe afresh next time.
+			s.stmts.remove(query)
+			r.fields = fields
+			r.columns = make([]string, len(fields))
+			r.decoders = make([]decoder, len(fields))
+			for i, f := range fields {
+				r.columns[i] = f.Name
+				r.decoders[i] = s.decoderFor(f.DataTypeOID, f.Format)
+			}
+		}
+		return r, nil
 	}
-	return &rows{c: c, ctx: ctx, rr: rr, sql: query, fields: d.sd.Fields, columns: d.columns, decoders: d.decoders}, nil
+}
+
+func sameTypes(a, b []pgconn.FieldDescription) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].DataTypeOID != b[i].DataTypeOID {
+			return false
+		}
+	}
+	return true
 }
 
 // Ping makes one round trip. A failure marks the connection bad so that
 // database/sql replaces it.
 func (c *conn) Ping(ctx context.Context) error {
+	if err := c.bind(ctx); err != nil {
+		return err
+	}
 	if err := c.s.usable(); err != nil {
 		return err
 	}
 	if err := c.done(ctx, c.s.pg.Ping(ctx)); err != nil {
-		if ctx.Err() == nil && !c.IsValid() {
+		if ctx.Err() == nil && !c.s.healthy() {
 			return fmt.Errorf("%w: %w", driver.ErrBadConn, err)
 		}
 		return err
@@ -199,23 +286,29 @@ func (c *conn) Ping(ctx context.Context) error {
 	return nil
 }
 
-// ResetSession runs before database/sql reuses the connection from its own
-// idle list: the same health check as a checkout from our pool.
+// ResetSession runs before database/sql reuses a parked connection: it
+// checks a session out of the pool, waiting in line with every other caller
+// and bounded by ctx. The pool's checkout runs the health check.
 func (c *conn) ResetSession(ctx context.Context) error {
-	if !c.s.resetTx() {
+	if c.s != nil && !c.s.healthy() {
 		return driver.ErrBadConn
 	}
-	if err := c.s.p.check(ctx, c.s, time.Since(c.lastUsed)); err != nil {
-		c.s.broken = err
-		return fmt.Errorf("pgpurepy: %w: %w", driver.ErrBadConn, err)
-	}
-	return nil
+	return c.bind(ctx)
 }
 
-// IsValid reports whether the connection may go back to database/sql's idle
-// list; after a cancelled statement it normally may.
+// IsValid is called by database/sql when it takes the connection back. It
+// reports whether the connection may be reused and, if it may, gives the
+// session back to the pool (see conn). After a cancelled statement it
+// normally may: the cancellation kept the session.
 func (c *conn) IsValid() bool {
-	return c.s.broken == nil && !c.s.pg.IsClosed()
+	if c.s == nil {
+		return true
+	}
+	if !c.s.healthy() {
+		return false
+	}
+	c.unbind()
+	return true
 }
 
 // CheckNamedValue accepts every argument that can be sent to PostgreSQL as
@@ -234,10 +327,8 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 	return nil
 }
 
-// done finishes a statement: settles a cancellation, records the time for
-// ResetSession and shapes the error.
+// done finishes a statement: settles a cancellation and shapes the error.
 func (c *conn) done(ctx context.Context, err error) error {
-	c.lastUsed = time.Now()
 	return c.s.finish(ctx, err)
 }
 

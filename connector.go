@@ -69,6 +69,9 @@ func NewConnectorConfig(cfg *Config) (*Connector, error) {
 	if cfg.ConnectionCount < 1 {
 		return nil, &ConfigError{Key: "connection_count", Err: errors.New("must be at least 1")}
 	}
+	if cfg.CancelGrace <= 0 {
+		return nil, &ConfigError{Key: "cancel_grace", Err: errors.New("must be more than 0")}
+	}
 	cfg = cfg.Copy()
 	p := &poolState{cfg: cfg, cancelDials: make(chan struct{}, max(cfg.MaxCancelDials, 1))}
 	cfg.ConnConfig.BuildContextWatcherHandler = func(pg *pgconn.PgConn) ctxwatch.Handler {
@@ -96,18 +99,19 @@ func NewConnectorConfig(cfg *Config) (*Connector, error) {
 	return c, nil
 }
 
-// OpenDB returns a *sql.DB on a new Connector for dsn, with database/sql's
-// own idle list switched off (SetMaxIdleConns(0)): every connection
-// database/sql closes goes straight back to our pool, so the pool's
-// statistics show all idle connections and all waiting callers. It opens no
-// connection.
+// OpenDB returns a *sql.DB on a new Connector for dsn. database/sql's idle
+// limit is raised to the pool's size: the connections database/sql parks
+// hold no server session (see the extension's Pool), so keeping them costs
+// nothing and saves database/sql from allocating a new one per statement.
+// The open limit stays unlimited so that callers queue in our pool, first
+// come first served, where WaitingTasks counts them. It opens no connection.
 func OpenDB(dsn string) (*sql.DB, error) {
 	c, err := NewConnector(dsn)
 	if err != nil {
 		return nil, err
 	}
 	db := sql.OpenDB(c)
-	db.SetMaxIdleConns(0)
+	db.SetMaxIdleConns(c.p.cfg.ConnectionCount)
 	return db, nil
 }
 
@@ -116,11 +120,11 @@ func OpenDB(dsn string) (*sql.DB, error) {
 // a connection error (wrapped, never with the password) when the server
 // cannot be reached and the pool holds no connection.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	s, res, err := c.p.acquire(ctx)
-	if err != nil {
+	cn := &conn{p: c.p}
+	if err := cn.bind(ctx); err != nil {
 		return nil, err
 	}
-	return &conn{s: s, res: res}, nil
+	return cn, nil
 }
 
 // Driver returns a Driver that leads back to this Connector, which is how

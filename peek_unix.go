@@ -44,4 +44,3 @@ func peek(nc net.Conn) (pending bool, err error) {
 	}
 	return true, nil
 }
-

@@ -18,10 +18,11 @@ import (
 // connections and the statistics, with the *sql.DB it came from. All its
 // methods are safe for concurrent use.
 //
-// Connections that database/sql keeps in its own idle list (at most
-// db.SetMaxIdleConns, 2 by default) are checked out from the pool's point of
-// view: they count as in use, not idle. OpenDB turns database/sql's idle list
-// off so that the counts are exact.
+// A connection database/sql keeps in its own idle list holds no server
+// session: the session goes back to this pool when database/sql parks the
+// connection. So IdleConnections and WaitingTasks are exact for any
+// database/sql settings; a connection counts as in use while a statement,
+// a transaction or a *sql.Conn holds it.
 type Pool struct {
 	p *poolState
 }
@@ -242,7 +243,7 @@ func (x *Pool) checkout(ctx context.Context) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{c: conn{s: s, res: res}}, nil
+	return &Conn{c: conn{p: x.p, s: s, res: res}}, nil
 }
 
 // Conn is one connection checked out of the pool by Checkout or

@@ -80,7 +80,7 @@ func (p *poolState) register(ctx context.Context, c converters.Converter, withAr
 	if err != nil {
 		return err
 	}
-	cn := &conn{s: s, res: res}
+	cn := &conn{p: p, s: s, res: res}
 	defer cn.Close()
 	if err := s.sync(ctx); err != nil {
 		return err

@@ -49,7 +49,7 @@ func (r *rows) Columns() []string { return r.columns }
 // an error naming the column, its PostgreSQL type and the Go type; the
 // connection stays usable.
 func (r *rows) Next(dest []driver.Value) error {
-	if r.rr == nil {
+	if r.rr == nil || (r.finished && r.mrr == nil) {
 		return io.EOF
 	}
 	if !r.rr.NextRow() {
@@ -76,7 +76,7 @@ func (r *rows) Next(dest []driver.Value) error {
 // finish closes the extended-protocol reader once and passes its outcome
 // through conn.done.
 func (r *rows) finish() error {
-	if r.finished {
+	if r.finished || r.rr == nil {
 		return r.err
 	}
 	r.finished = true

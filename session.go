@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -203,6 +204,11 @@ func (s *session) encodeArgs(d *stmtDesc, args []driver.NamedValue) error {
 	s.paramValues = s.paramValues[:0]
 	s.paramFormats = s.paramFormats[:0]
 	buf := s.argBuf[:0]
+	if buf == nil {
+		// pgtype returns nil for NULL; a non-nil buffer keeps an empty
+		// value (an empty bytea or text) from looking like one.
+		buf = make([]byte, 0, 256)
+	}
 	for i, a := range args {
 		if a.Name != "" {
 			return fmt.Errorf("pgpurepy: argument %q: named arguments are not supported, use $1, $2, ... in the SQL", a.Name)
@@ -325,13 +331,28 @@ func isCode(err error, code string) bool {
 }
 
 // isStaleStatement reports errors after which a cached statement must be
-// prepared again: its plan changed result type, or it vanished (DISCARD ALL).
+// described again: its plan changed result type, it vanished (DISCARD ALL),
+// or, in describe mode, its column count changed under the cached result
+// formats.
 func isStaleStatement(err error) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return false
 	}
-	return pgErr.Code == "26000" || (pgErr.Code == "0A000" && pgErr.Message == "cached plan must not change result type")
+	switch pgErr.Code {
+	case "26000":
+		return true
+	case "0A000":
+		return pgErr.Message == "cached plan must not change result type"
+	case "08P01":
+		return strings.Contains(pgErr.Message, "result formats")
+	}
+	return false
+}
+
+// healthy reports whether the session may run another statement.
+func (s *session) healthy() bool {
+	return s.broken == nil && !s.pg.IsClosed()
 }
 
 // rollbackCtx returns a context for cleanup that must run even though the

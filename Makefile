@@ -1,0 +1,51 @@
+# Thin wrapper: one command per target. CI (.ci/run) calls `make lint` and
+# `make test`.
+GO ?= go
+GOLANGCI_LINT_VERSION ?= v2.15.0
+EXAMPLES := quickstart sqlx gorm goose converters timeouts metrics
+FUZZTIME ?= 10s
+
+.PHONY: test demo bench lint fmt-check vet test-root test-modules examples fuzz
+
+## test: format check, vet, race tests of every module, every example run
+test: fmt-check vet test-root test-modules examples fuzz
+
+## demo: the quickstart program against a throwaway server (or $PGPUREPY_DSN)
+demo:
+	cd examples && $(GO) run ./quickstart
+
+## bench: side-by-side benchmark against pgx stdlib, lib/pq, pgxpool, pgbench
+bench:
+	cd bench && $(GO) run . $(BENCHFLAGS)
+
+fmt-check:
+	@out=$$(gofmt -l . | grep -v '/testdata/' || true); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
+	cd examples && $(GO) vet ./...
+	cd promstats && $(GO) vet ./...
+
+test-root:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-modules:
+	cd promstats && $(GO) test -race -count=1 ./...
+	cd bench && $(GO) test -race -count=1 ./...
+
+examples:
+	cd examples && $(GO) build ./... && for e in $(EXAMPLES); do \
+		echo "== example $$e"; $(GO) run ./$$e || exit 1; done
+
+## fuzz: a bounded run of every fuzz target (seed corpora run in test-root too)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzEnumDecode$$' -fuzztime $(FUZZTIME) ./converters
+	$(GO) test -run '^$$' -fuzz '^FuzzCompositeDecode$$' -fuzztime $(FUZZTIME) ./converters
+	$(GO) test -run '^$$' -fuzz '^FuzzArrayDecode$$' -fuzztime $(FUZZTIME) ./converters
+
+## lint: golangci-lint with .golangci.yml
+lint:
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...

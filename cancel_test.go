@@ -1,0 +1,296 @@
+package pgpurepy
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/pgpurepy/pgpurepy/sqltest"
+)
+
+// ext returns the extension of db, failing the test if there is none.
+func ext(t testing.TB, db *sql.DB) *Pool {
+	t.Helper()
+	x, err := Ext(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func backendPID(t testing.TB, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) int {
+	t.Helper()
+	var pid int
+	if err := q.QueryRowContext(context.Background(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// waitNoActive polls pg_stat_activity until no backend runs a statement
+// containing marker; the bound is generous because it is not a timing test.
+func waitNoActive(t testing.TB, db *sql.DB, marker string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`, marker).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("statement %q still active on the server", marker)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func assertCtxErr(t testing.TB, err error, want error) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("expected an error")
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("error %v does not wrap %v", err, want)
+	}
+}
+
+func TestCancelExecKeepsConnection(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	db, _ := openDB(t, "connection_count=1")
+	x := ext(t, db)
+	pid := backendPID(t, db)
+	before := x.Stats()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := db.ExecContext(ctx, "SELECT pg_sleep(30) /* cancel-exec */")
+	assertCtxErr(t, err, context.DeadlineExceeded)
+
+	waitNoActive(t, db, "cancel-exec")
+	if got := backendPID(t, db); got != pid {
+		t.Fatalf("backend pid changed from %d to %d: the connection was replaced", pid, got)
+	}
+	after := x.Stats()
+	if after.ConnectionsOpened != before.ConnectionsOpened {
+		t.Fatalf("pool opened %d new connections", after.ConnectionsOpened-before.ConnectionsOpened)
+	}
+	if after.CancelsSent <= before.CancelsSent || after.CancelsKept <= before.CancelsKept {
+		t.Fatalf("cancel not counted: before %+v after %+v", before, after)
+	}
+	_ = db.Close()
+}
+
+func TestCancelDuringRowIteration(t *testing.T) {
+	db, _ := openDB(t, "connection_count=1")
+	pid := backendPID(t, db)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rows, err := db.QueryContext(ctx, "SELECT generate_series(1, 100000000), repeat('x', 200) WHERE $1 /* cancel-rows */", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		n++
+		if n == 1000 {
+			cancel()
+		}
+	}
+	assertCtxErr(t, rows.Err(), context.Canceled)
+	_ = rows.Close()
+	waitNoActive(t, db, "cancel-rows")
+	if got := backendPID(t, db); got != pid {
+		t.Fatalf("backend pid changed from %d to %d", pid, got)
+	}
+}
+
+func TestCancelPreparedStatement(t *testing.T) {
+	db, _ := openDB(t, "connection_count=1")
+	pid := backendPID(t, db)
+	st, err := db.Prepare("SELECT pg_sleep($1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err = st.ExecContext(ctx, 30)
+	assertCtxErr(t, err, context.DeadlineExceeded)
+	if _, err := st.Exec(0); err != nil {
+		t.Fatalf("statement after cancel: %v", err)
+	}
+	if got := backendPID(t, db); got != pid {
+		t.Fatalf("backend pid changed from %d to %d", pid, got)
+	}
+}
+
+func TestCancelInTransactionRollsBack(t *testing.T) {
+	db, _ := openDB(t, "connection_count=1")
+	x := ext(t, db)
+	mustExec(t, db, "CREATE TABLE t (v int)")
+	pid := backendPID(t, db)
+	opened := x.Stats().ConnectionsOpened
+
+	ctx, cancel := context.WithCancel(context.Background())
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (1), (2)"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+	}()
+	_, err = tx.ExecContext(ctx, "SELECT pg_sleep(30)")
+	assertCtxErr(t, err, context.Canceled)
+	if err := tx.Commit(); err == nil {
+		t.Fatal("commit of a cancelled transaction succeeded")
+	}
+
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d rows survived the cancelled transaction", n)
+	}
+	if got := backendPID(t, db); got != pid {
+		t.Fatalf("database/sql discarded the connection after the rollback: pid %d -> %d", pid, got)
+	}
+	if got := x.Stats().ConnectionsOpened; got != opened {
+		t.Fatalf("pool opened %d new connections", got-opened)
+	}
+}
+
+func TestCancelExtension(t *testing.T) {
+	db, _ := openDB(t, "connection_count=1")
+	x := ext(t, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := x.Execute(ctx, "SELECT pg_sleep(30)")
+	assertCtxErr(t, err, context.DeadlineExceeded)
+
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	err = x.CheckoutInTransaction(ctx2, func(c *Conn) error {
+		if _, err := c.Execute(ctx2, "CREATE TABLE tx_cancel (v int)"); err != nil {
+			return err
+		}
+		_, err := c.Execute(ctx2, "SELECT pg_sleep(30)")
+		return err
+	})
+	assertCtxErr(t, err, context.DeadlineExceeded)
+	if _, err := x.Execute(context.Background(), "SELECT 1 FROM tx_cancel"); err == nil {
+		t.Fatal("table created in the cancelled transaction exists")
+	}
+	if s := x.Stats(); s.ConnectionsOpened != 1 {
+		t.Fatalf("pool opened %d connections, want 1", s.ConnectionsOpened)
+	}
+}
+
+// TestCancelStress cancels at random moments (before, during and just after
+// the statement) and then runs a normal statement on the same connection,
+// which must never see a stale cancel.
+func TestCancelStress(t *testing.T) {
+	db, _ := openDB(t, "connection_count=1")
+	x := ext(t, db)
+	const iterations = 2000
+	failures := 0
+	err := x.Checkout(context.Background(), func(c *Conn) error {
+		for i := range iterations {
+			d := time.Duration(rand.IntN(1500)) * time.Microsecond
+			ctx, cancel := context.WithTimeout(context.Background(), d)
+			_, _ = c.Execute(ctx, "SELECT pg_sleep(0.001 * $1)", rand.IntN(3))
+			cancel()
+			row, err := c.FetchOne(context.Background(), "SELECT $1::int", i)
+			if err != nil {
+				failures++
+				t.Errorf("iteration %d: statement after cancel failed: %v", i, err)
+				continue
+			}
+			var got int
+			if err := row.Scan(&got); err != nil || got != i {
+				t.Errorf("iteration %d: got %d, %v", i, got, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := x.Stats()
+	t.Logf("%d iterations: %d cancels sent, %d kept, %d lost, %d connections opened, %d failures",
+		iterations, s.CancelsSent, s.CancelsKept, s.CancelsLost, s.ConnectionsOpened, failures)
+}
+
+// TestCancelNetworkCut stops the network under a running statement: the
+// caller gets its context error, the connection is given up after the grace
+// and the pool serves again once the network is back.
+func TestCancelNetworkCut(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dsn := sqltest.DB(t)
+	px, err := sqltest.NewProxy(net.JoinHostPort(sqltest.Shared(t).Host(), strconv.Itoa(sqltest.Shared(t).Port())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	db, err := sql.Open("pgpurepy", viaProxy(t, dsn, px)+"&connection_count=2&cancel_grace=300ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	x := ext(t, db)
+
+	px.Pause()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err = db.ExecContext(ctx, "SELECT 1")
+	assertCtxErr(t, err, context.DeadlineExceeded)
+	px.Cut()
+	px.Resume()
+
+	// Connections dialled while the cut happened may fail; the pool must
+	// recover by itself within a generous bound.
+	var one int
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := db.QueryRow("SELECT 1").Scan(&one)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool did not recover: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("stats after the cut: %+v", x.Stats())
+}
+
+func viaProxy(t testing.TB, dsn string, px *sqltest.Proxy) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = px.Addr()
+	return u.String()
+}

@@ -1,0 +1,192 @@
+// Package promstats exposes the statistics of a pgpurepy pool as Prometheus
+// metrics, and as an expvar variable for programs without Prometheus.
+//
+//	ext, _ := pgpurepy.Ext(db)
+//	prometheus.MustRegister(promstats.NewCollector(ext))
+//	http.Handle("/metrics", promhttp.Handler())
+//
+// It is a module of its own so that the driver does not depend on
+// github.com/prometheus/client_golang.
+//
+// # Metrics
+//
+// Each scrape takes one [pgpurepy.Pool.Stats] snapshot, so the values of one
+// scrape are consistent with each other. Gauges:
+//
+//	pgpurepy_pool_max_connections      connections the pool keeps (connection_count)
+//	pgpurepy_pool_open_connections     open connections, idle plus in use
+//	pgpurepy_pool_idle_connections     open connections not checked out
+//	pgpurepy_pool_in_use_connections   connections checked out (including database/sql's idle ones)
+//	pgpurepy_pool_waiting_tasks        callers waiting for a connection
+//
+// Counters:
+//
+//	pgpurepy_pool_acquires_total                 checkouts
+//	pgpurepy_pool_waited_acquires_total          checkouts that had to wait
+//	pgpurepy_pool_wait_seconds_total             time spent waiting for a checkout
+//	pgpurepy_pool_canceled_acquires_total        waits that ended with the caller's context
+//	pgpurepy_pool_connections_opened_total       successful connects
+//	pgpurepy_pool_connect_failures_total         failed connects
+//	pgpurepy_pool_connections_closed_total       closed connections, by label reason (broken, unhealthy, lifetime, idle_time, keepalive, reset, pool_closed, ...)
+//	pgpurepy_cancel_requests_total               cancel requests sent to the server
+//	pgpurepy_cancels_kept_total                  cancellations after which the connection was kept
+//	pgpurepy_cancels_lost_total                  cancellations after which the connection was closed
+//
+// Useful queries: the in-use share
+// pgpurepy_pool_in_use_connections / pgpurepy_pool_max_connections, the mean
+// wait per waited checkout
+// rate(pgpurepy_pool_wait_seconds_total[5m]) / rate(pgpurepy_pool_waited_acquires_total[5m]),
+// and reconnect churn rate(pgpurepy_pool_connections_opened_total[5m]),
+// which stays at zero in a healthy steady state.
+//
+// For several pools in one process, register one Collector per pool with a
+// distinguishing constant label: NewCollector(ext, WithConstLabels(prometheus.Labels{"pool": "replica"})).
+package promstats
+
+import (
+	"expvar"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgpurepy/pgpurepy"
+)
+
+// knownCloseReasons are the reasons of pgpurepy.Stats.ConnectionsClosed
+// that the pool uses today. They are exported as zero until they happen, so
+// that rate() and increase() see the first one; other reasons appear when
+// they first occur.
+var knownCloseReasons = []string{"broken", "unhealthy", "lifetime", "idle_time", "keepalive", "reset", "pool_closed"}
+
+// Collector is a prometheus.Collector for one pgpurepy pool. It is safe for
+// concurrent use; each Collect takes one Stats snapshot.
+type Collector struct {
+	stats func() pgpurepy.Stats
+
+	maxConns, openConns, idleConns, inUseConns, waiting *prometheus.Desc
+
+	acquires, waitedAcquires, waitSeconds, canceledAcquires *prometheus.Desc
+	opened, connectFailures, closed                         *prometheus.Desc
+	cancelsSent, cancelsKept, cancelsLost                   *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// Option configures a Collector.
+type Option func(*options)
+
+type options struct {
+	constLabels prometheus.Labels
+}
+
+// WithConstLabels adds labels with fixed values to every metric of the
+// Collector, such as {"pool": "primary"} to tell several pools apart.
+func WithConstLabels(labels prometheus.Labels) Option {
+	return func(o *options) {
+		if o.constLabels == nil {
+			o.constLabels = prometheus.Labels{}
+		}
+		for k, v := range labels {
+			o.constLabels[k] = v
+		}
+	}
+}
+
+// NewCollector returns a Collector for the pool ext (from pgpurepy.Ext or
+// Connector.Pool). Register it with a prometheus.Registerer.
+func NewCollector(ext *pgpurepy.Pool, opts ...Option) *Collector {
+	return newCollector(ext.Stats, opts...)
+}
+
+// New is NewCollector(ext, WithConstLabels(constLabels)); constLabels may
+// be nil.
+func New(ext *pgpurepy.Pool, constLabels prometheus.Labels) *Collector {
+	return NewCollector(ext, WithConstLabels(constLabels))
+}
+
+func newCollector(stats func() pgpurepy.Stats, opts ...Option) *Collector {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, o.constLabels)
+	}
+	return &Collector{
+		stats: stats,
+
+		maxConns:   d("pgpurepy_pool_max_connections", "Number of connections the pool keeps open (connection_count)."),
+		openConns:  d("pgpurepy_pool_open_connections", "Number of open connections, idle plus in use."),
+		idleConns:  d("pgpurepy_pool_idle_connections", "Number of open connections not checked out."),
+		inUseConns: d("pgpurepy_pool_in_use_connections", "Number of connections checked out, including those database/sql keeps in its own idle list."),
+		waiting:    d("pgpurepy_pool_waiting_tasks", "Number of callers waiting for a connection."),
+
+		acquires:         d("pgpurepy_pool_acquires_total", "Total number of connection checkouts."),
+		waitedAcquires:   d("pgpurepy_pool_waited_acquires_total", "Total number of checkouts that had to wait for a connection."),
+		waitSeconds:      d("pgpurepy_pool_wait_seconds_total", "Total time spent waiting for a connection, in seconds."),
+		canceledAcquires: d("pgpurepy_pool_canceled_acquires_total", "Total number of checkouts whose context ended while waiting."),
+		opened:           d("pgpurepy_pool_connections_opened_total", "Total number of connections opened."),
+		connectFailures:  d("pgpurepy_pool_connect_failures_total", "Total number of failed connection attempts."),
+		closed:           d("pgpurepy_pool_connections_closed_total", "Total number of connections closed, by reason.", "reason"),
+		cancelsSent:      d("pgpurepy_cancel_requests_total", "Total number of cancel requests sent to the server."),
+		cancelsKept:      d("pgpurepy_cancels_kept_total", "Total number of cancelled statements after which the connection went on serving."),
+		cancelsLost:      d("pgpurepy_cancels_lost_total", "Total number of cancelled statements after which the connection had to be closed."),
+	}
+}
+
+// Describe sends the descriptors of all the Collector's metrics.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.maxConns, c.openConns, c.idleConns, c.inUseConns, c.waiting,
+		c.acquires, c.waitedAcquires, c.waitSeconds, c.canceledAcquires,
+		c.opened, c.connectFailures, c.closed,
+		c.cancelsSent, c.cancelsKept, c.cancelsLost,
+	} {
+		ch <- d
+	}
+}
+
+// Collect takes one Stats snapshot and sends its metrics.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	gauge := func(d *prometheus.Desc, v int) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge(c.maxConns, s.MaxConnections)
+	gauge(c.openConns, s.OpenConnections)
+	gauge(c.idleConns, s.IdleConnections)
+	gauge(c.inUseConns, s.InUse)
+	gauge(c.waiting, s.WaitingTasks)
+
+	counter(c.acquires, float64(s.Acquires))
+	counter(c.waitedAcquires, float64(s.WaitedAcquires))
+	counter(c.waitSeconds, s.WaitDuration.Seconds())
+	counter(c.canceledAcquires, float64(s.CanceledAcquires))
+	counter(c.opened, float64(s.ConnectionsOpened))
+	counter(c.connectFailures, float64(s.ConnectFailures))
+	for _, reason := range knownCloseReasons {
+		if _, ok := s.ConnectionsClosed[reason]; !ok {
+			counter(c.closed, 0, reason)
+		}
+	}
+	for reason, n := range s.ConnectionsClosed {
+		counter(c.closed, float64(n), reason)
+	}
+	counter(c.cancelsSent, float64(s.CancelsSent))
+	counter(c.cancelsKept, float64(s.CancelsKept))
+	counter(c.cancelsLost, float64(s.CancelsLost))
+}
+
+// Expvar publishes the pool's statistics as the expvar variable name, an
+// expvar.Func returning ext.Stats(), for programs that serve /debug/vars
+// instead of Prometheus metrics. The value is the JSON form of
+// pgpurepy.Stats, with WaitDuration in nanoseconds. Like expvar.Publish, it
+// panics when name is already published.
+//
+// Without expvar, pgpurepy.Stats also logs as is:
+// logger.Info("pool", slog.Any("stats", ext.Stats())).
+func Expvar(name string, ext *pgpurepy.Pool) {
+	expvar.Publish(name, expvar.Func(func() any { return ext.Stats() }))
+}

@@ -1,0 +1,9 @@
+package sqltest_test
+
+import (
+	"testing"
+
+	"github.com/pgpurepy/pgpurepy/sqltest"
+)
+
+func TestMain(m *testing.M) { sqltest.Main(m) }
