@@ -5,10 +5,10 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 EXAMPLES := quickstart sqlx gorm goose converters timeouts metrics
 FUZZTIME ?= 10s
 
-.PHONY: test demo bench lint fmt-check vet test-root test-modules examples fuzz
+.PHONY: test demo bench lint fmt-check vet test-root test-go127 test-modules examples fuzz
 
 ## test: format check, vet, race tests of every module, every example run
-test: fmt-check vet test-root test-modules examples fuzz
+test: fmt-check vet test-root test-go127 test-modules examples fuzz
 
 ## demo: the quickstart program against a throwaway server (or $PGPUREPY_DSN)
 demo:
@@ -31,6 +31,10 @@ vet:
 test-root:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+## test-go127: Go 1.27's RowsColumnScanner path (fetched by the go command)
+test-go127:
+	GOTOOLCHAIN=go1.27.3 $(GO) test -race -count=1 -run 'Go127|RoundTrip|Conv|Smoke' .
+
 test-modules:
 	cd promstats && $(GO) test -race -count=1 ./...
 	cd bench && $(GO) test -race -count=1 ./...
@@ -46,6 +50,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCompositeDecode$$' -fuzztime $(FUZZTIME) ./converters
 	$(GO) test -run '^$$' -fuzz '^FuzzArrayDecode$$' -fuzztime $(FUZZTIME) ./converters
 
-## lint: golangci-lint with .golangci.yml
-lint:
-	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
+GOLANGCI_LINT := $(CURDIR)/.bin/golangci-lint
+
+## lint: golangci-lint (built once into .bin) with .golangci.yml, every module
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+	cd examples && $(GOLANGCI_LINT) run --config ../.golangci.yml ./...
+	cd promstats && $(GOLANGCI_LINT) run --config ../.golangci.yml ./...
+	cd bench && $(GOLANGCI_LINT) run --config ../.golangci.yml ./...
+
+$(GOLANGCI_LINT):
+	GOBIN=$(CURDIR)/.bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

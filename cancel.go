@@ -81,3 +81,24 @@ func (h *cancelHandler) HandleUnwatchAfterCancel() {
 		_ = h.pg.Conn().SetDeadline(time.Time{})
 	}
 }
+
+// cancelStatement asks the server to cancel the statement whose result is
+// being read, as a context cancellation would, but on the driver's own
+// initiative (a result closed early). The statement's reader then ends with
+// 57014 and session.settleCancel makes sure nothing stale is left.
+func (s *session) cancelStatement() {
+	h := s.cancel
+	h.fired.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), s.p.cfg.CancelGrace)
+	defer cancel()
+	select {
+	case s.p.cancelDials <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-s.p.cancelDials }()
+	s.p.stats.cancelsSent.Add(1)
+	if err := s.pg.CancelRequest(ctx); err != nil {
+		s.p.logWarn("cancel request failed", "pid", s.pg.PID(), "err", err)
+	}
+}

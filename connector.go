@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,15 @@ type poolState struct {
 	stats counters
 	// cancelDials bounds the cancel requests in flight (a semaphore).
 	cancelDials chan struct{}
+
+	// wantsPrimary is set when target_session_attrs asks for a writable
+	// server (read-write or primary): then a change of server is a failover.
+	wantsPrimary bool
+	// generation counts failovers; sessions opened before the last one are
+	// replaced at their next checkout.
+	generation atomic.Uint64
+	serverMu   sync.Mutex // protects server
+	server     string     // address of the server the last connection reached
 }
 
 // counters are the pool-wide statistics kept outside internal/pool.
@@ -45,6 +55,10 @@ type counters struct {
 	cancelsSent atomic.Uint64
 	cancelsKept atomic.Uint64
 	cancelsLost atomic.Uint64
+	failovers   atomic.Uint64
+	// replacedForFailover counts sessions closed because they were on a
+	// server that is no longer the writable one.
+	replacedForFailover atomic.Uint64
 }
 
 const cancelHandlerKey = "pgpurepy.cancel"
@@ -73,7 +87,11 @@ func NewConnectorConfig(cfg *Config) (*Connector, error) {
 		return nil, &ConfigError{Key: "cancel_grace", Err: errors.New("must be more than 0")}
 	}
 	cfg = cfg.Copy()
-	p := &poolState{cfg: cfg, cancelDials: make(chan struct{}, max(cfg.MaxCancelDials, 1))}
+	p := &poolState{
+		cfg:          cfg,
+		cancelDials:  make(chan struct{}, max(cfg.MaxCancelDials, 1)),
+		wantsPrimary: wantsWritable(cfg.ConnConfig),
+	}
 	cfg.ConnConfig.BuildContextWatcherHandler = func(pg *pgconn.PgConn) ctxwatch.Handler {
 		h := &cancelHandler{pg: pg, p: p}
 		pg.CustomData()[cancelHandlerKey] = h
@@ -164,6 +182,7 @@ func (p *poolState) open(ctx context.Context) (*session, error) {
 	}
 	h := pg.CustomData()[cancelHandlerKey].(*cancelHandler)
 	s := newSession(p, pg, h)
+	s.generation = p.noteServer(pg)
 	if err := s.sync(ctx); err != nil {
 		s.close()
 		return nil, err
@@ -182,16 +201,25 @@ func (p *poolState) check(ctx context.Context, s *session, idle time.Duration) e
 	if s.pg.TxStatus() != 'I' {
 		return errors.New("pgpurepy: connection left in a transaction")
 	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.CancelGrace)
+	defer cancel()
+	// pgconn may have left a background reader parked on the socket after a
+	// slow write; SyncConn stops it (normally just a status check) so that
+	// the socket can be looked at directly.
+	if err := s.pg.SyncConn(pctx); err != nil {
+		return err
+	}
 	pending, err := peek(s.pg.Conn())
 	if err != nil {
 		return err
 	}
 	if pending || (p.cfg.PingAfterIdle > 0 && idle >= p.cfg.PingAfterIdle) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.CancelGrace)
-		defer cancel()
-		return s.pg.Ping(ctx)
+		if err := s.pg.Ping(pctx); err != nil {
+			return err
+		}
 	}
-	return nil
+	// After the ping, so that parameter changes it brought are seen.
+	return p.checkWritable(ctx, s)
 }
 
 func (p *poolState) logWarn(msg string, args ...any) {

@@ -12,6 +12,9 @@ import (
 // peek looks at the socket without blocking or consuming anything: EOF means
 // the server or a proxy closed it; pending bytes on an idle connection mean
 // the server said something unprompted (typically a FATAL before closing).
+// The caller must have stopped pgconn's background reader (SyncConn).
+// Control, unlike Read, takes no read lock, so peek can never wait for a
+// reader parked on the socket.
 func peek(nc net.Conn) (pending bool, err error) {
 	if t, ok := nc.(interface{ NetConn() net.Conn }); ok {
 		nc = t.NetConn()
@@ -27,9 +30,8 @@ func peek(nc net.Conn) (pending bool, err error) {
 	var buf [1]byte
 	var n int
 	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
+	err = rc.Control(func(fd uintptr) {
 		n, _, rerr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true
 	})
 	if err != nil {
 		return false, err

@@ -93,6 +93,13 @@ type Stats struct {
 	CancelsSent uint64
 	CancelsKept uint64
 	CancelsLost uint64
+
+	// Failovers counts changes of the writable server seen by a pool whose
+	// DSN asks for one (target_session_attrs=read-write or primary);
+	// ReplacedForFailover the connections closed because they were on a
+	// server that is no longer writable.
+	Failovers           uint64
+	ReplacedForFailover uint64
 }
 
 // Stats returns a snapshot of the pool's gauges and counters.
@@ -116,6 +123,9 @@ func (x *Pool) Stats() Stats {
 		CancelsSent:       x.p.stats.cancelsSent.Load(),
 		CancelsKept:       x.p.stats.cancelsKept.Load(),
 		CancelsLost:       x.p.stats.cancelsLost.Load(),
+
+		Failovers:           x.p.stats.failovers.Load(),
+		ReplacedForFailover: x.p.stats.replacedForFailover.Load(),
 	}
 }
 
@@ -317,7 +327,7 @@ func (c *Conn) Query(ctx context.Context, query string, args ...any) iter.Seq2[*
 		for {
 			vals := make([]driver.Value, len(cols))
 			if err := r.Next(vals); err != nil {
-				if err != io.EOF {
+				if !errors.Is(err, io.EOF) {
 					_ = r.Close()
 					yield(nil, err)
 					return
@@ -380,7 +390,7 @@ func (c *Conn) inTx(ctx context.Context, opts sql.TxOptions, fn func(*Conn) erro
 	defer func() {
 		if !committed {
 			if rbErr := t.Rollback(); rbErr != nil && err != nil {
-				err = fmt.Errorf("%w (rollback: %v)", err, rbErr)
+				err = fmt.Errorf("%w (rollback: %w)", err, rbErr)
 			}
 		}
 	}()
@@ -391,7 +401,7 @@ func (c *Conn) inTx(ctx context.Context, opts sql.TxOptions, fn func(*Conn) erro
 		return fmt.Errorf("pgpurepy: transaction not committed: %w", err)
 	}
 	committed = true
-	return t.Commit()
+	return t.(*tx).commit(ctx)
 }
 
 func namedArgs(args []any) []driver.NamedValue {

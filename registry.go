@@ -2,10 +2,12 @@ package pgpurepy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pgpurepy/pgpurepy/converters"
@@ -50,7 +52,7 @@ func applyEntry(tm *pgtype.Map, converted map[uint32]*conversion, e regEntry) er
 	}
 	converted[e.info.OID] = &conversion{name: e.info.Name, goType: e.conv.GoType()}
 	if e.withArray {
-		converted[e.info.ArrayOID] = &conversion{name: e.info.Name + "[]", goType: e.conv.GoType(), array: true}
+		converted[e.info.ArrayOID] = &conversion{name: e.info.Name, goType: e.conv.GoType(), array: true}
 	}
 	return nil
 }
@@ -87,6 +89,10 @@ func (p *poolState) register(ctx context.Context, c converters.Converter, withAr
 	}
 	info, err := cn.typeInfo(ctx, c.TypeName())
 	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return fmt.Errorf("pgpurepy: look up type %q: %w", c.TypeName(), err)
+		}
 		return err
 	}
 	e := regEntry{conv: c, info: info, withArray: withArray}

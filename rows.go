@@ -32,7 +32,15 @@ type rows struct {
 	// finished is set once the statement's outcome went through conn.done.
 	finished bool
 	err      error
+	// abandoned is set when Close cancelled the rest of the result, whose
+	// 57014 is then the expected outcome rather than an error.
+	abandoned bool
 }
+
+// drainBeforeCancel is how many unread rows Close reads off the wire before
+// it asks the server to cancel the rest: small results end within it at no
+// extra cost; large ones cost one cancel request instead of their transfer.
+const drainBeforeCancel = 256
 
 var (
 	_ driver.Rows                           = (*rows)(nil)
@@ -49,28 +57,41 @@ func (r *rows) Columns() []string { return r.columns }
 // an error naming the column, its PostgreSQL type and the Go type; the
 // connection stays usable.
 func (r *rows) Next(dest []driver.Value) error {
-	if r.rr == nil || (r.finished && r.mrr == nil) {
-		return io.EOF
-	}
-	if !r.rr.NextRow() {
-		if r.mrr != nil {
-			// The result set's outcome is read by NextResultSet or Close.
-			return io.EOF
-		}
-		if err := r.finish(); err != nil {
-			return err
-		}
-		return io.EOF
+	if err := r.NextRow(); err != nil {
+		return err
 	}
 	values := r.rr.Values()
 	for i, dec := range r.decoders {
 		v, err := dec(values[i])
 		if err != nil {
-			return &DecodeError{Column: r.columns[i], PgType: r.c.s.typeName(r.fields[i].DataTypeOID), GoType: r.scanTypeName(i), Err: err}
+			return r.decodeError(i, r.scanTypeName(i), err)
 		}
 		dest[i] = v
 	}
 	return nil
+}
+
+// NextRow advances to the next row without decoding it. It is Next's first
+// half, and on Go 1.27 database/sql's RowsColumnScanner entry point.
+func (r *rows) NextRow() error {
+	if r.rr == nil || (r.finished && r.mrr == nil) {
+		return io.EOF
+	}
+	if r.rr.NextRow() {
+		return nil
+	}
+	if r.mrr != nil {
+		// The result set's outcome is read by NextResultSet or Close.
+		return io.EOF
+	}
+	if err := r.finish(); err != nil {
+		return err
+	}
+	return io.EOF
+}
+
+func (r *rows) decodeError(i int, goType string, err error) error {
+	return &DecodeError{Column: r.columns[i], PgType: r.c.s.typeName(r.fields[i].DataTypeOID), GoType: goType, Err: err}
 }
 
 // finish closes the extended-protocol reader once and passes its outcome
@@ -81,6 +102,9 @@ func (r *rows) finish() error {
 	}
 	r.finished = true
 	tag, err := r.rr.Close()
+	if r.abandoned && isCode(err, "57014") {
+		err = nil
+	}
 	r.err = r.c.done(r.ctx, err)
 	r.c.traceEnd(r.ctx, tag.String(), r.err)
 	if r.err != nil && isStaleStatement(err) {
@@ -89,8 +113,13 @@ func (r *rows) finish() error {
 	return r.err
 }
 
-// Close reads what is left of the result off the wire without decoding it.
+// Close ends the result early if it was not read to the end: it reads a few
+// more rows off the wire without decoding them and, if the result goes on,
+// cancels the statement on the server. The connection stays usable.
 func (r *rows) Close() error {
+	if r.mrr == nil && !r.finished && r.rr != nil {
+		r.abandon()
+	}
 	if r.mrr != nil {
 		if r.finished {
 			return r.err
@@ -144,10 +173,26 @@ func (r *rows) nextResult() error {
 	return nil
 }
 
+func (r *rows) abandon() {
+	for range drainBeforeCancel {
+		if !r.rr.NextRow() {
+			return
+		}
+	}
+	r.abandoned = true
+	r.c.s.cancelStatement()
+}
+
 // ColumnTypeDatabaseTypeName returns the type's name in upper case, as
 // database/sql documents ("INT4", "VARCHAR", "_TEXT" for text[]).
 func (r *rows) ColumnTypeDatabaseTypeName(i int) string {
 	oid := r.fields[i].DataTypeOID
+	if c, ok := r.c.s.converted[oid]; ok {
+		if c.array {
+			return "_" + strings.ToUpper(c.name)
+		}
+		return strings.ToUpper(c.name)
+	}
 	if t, ok := r.c.s.tm.TypeForOID(oid); ok {
 		return strings.ToUpper(t.Name)
 	}

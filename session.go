@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,8 @@ type session struct {
 
 	// broken is set when the connection must not be used again.
 	broken error
+	// generation is the pool's failover generation when s was opened.
+	generation uint64
 }
 
 // stmtDesc is what one SQL text looks like on this connection: the server's
@@ -57,6 +60,11 @@ type stmtCache struct {
 	m        map[string]*list.Element
 	l        list.List
 	seq      uint64
+	// prefix makes statement names unique to the connection, so that behind
+	// a transaction-pooling proxy a statement prepared by another client
+	// under the same name is an error (26000), never another query's
+	// result.
+	prefix string
 }
 
 func (c *stmtCache) get(sql string) *stmtDesc {
@@ -96,7 +104,7 @@ func (c *stmtCache) each(fn func(*stmtDesc)) {
 
 func (c *stmtCache) nextName() string {
 	c.seq++
-	return "pgpurepy_" + strconv.FormatUint(c.seq, 10)
+	return c.prefix + strconv.FormatUint(c.seq, 10)
 }
 
 func newSession(p *poolState, pg *pgconn.PgConn, h *cancelHandler) *session {
@@ -105,7 +113,7 @@ func newSession(p *poolState, pg *pgconn.PgConn, h *cancelHandler) *session {
 		p:      p,
 		tm:     pgtype.NewMap(),
 		cancel: h,
-		stmts:  stmtCache{capacity: p.cfg.StatementCacheCapacity},
+		stmts:  stmtCache{capacity: p.cfg.StatementCacheCapacity, prefix: "pgpurepy_" + strconv.FormatUint(rand.Uint64(), 36) + "_"},
 	}
 	return s
 }
@@ -281,6 +289,11 @@ func (s *session) finish(ctx context.Context, err error) error {
 		return nil
 	}
 	if s.pg.IsClosed() && s.broken == nil {
+		s.broken = err
+	}
+	if isCode(err, "25006") && s.broken == nil && s.p.checkWritable(ctx, s) != nil {
+		// A write reached a server that became read-only under us: keep
+		// the error for this caller, replace the connection for the next.
 		s.broken = err
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil && (isCode(err, "57014") || pgconn.Timeout(err) || errors.Is(err, ctxErr)) {

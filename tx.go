@@ -16,8 +16,12 @@ var _ driver.Tx = (*tx)(nil)
 // Commit commits. When the server answers COMMIT with ROLLBACK because the
 // transaction had failed, Commit returns ErrTxRolledBack: never a silent
 // success.
-func (t *tx) Commit() error {
-	tag, err := t.c.execSimple(context.Background(), "COMMIT")
+func (t *tx) Commit() error { return t.commit(context.Background()) }
+
+// commit sends COMMIT bounded by ctx: database/sql's Commit has no context,
+// the extension's CheckoutInTransaction passes the caller's.
+func (t *tx) commit(ctx context.Context) error {
+	tag, err := t.c.execSimple(ctx, "COMMIT")
 	if err != nil {
 		return err
 	}

@@ -180,21 +180,37 @@ func (s *session) timeDecoder(oid uint32, format int16) decoder {
 }
 
 // convertedDecoder decodes a registered type into its Go type, or a slice
-// of it for the array type.
+// of it for the array type. An array with NULL elements, which []T cannot
+// hold unless T is a pointer, comes back as []*T.
 func (s *session) convertedDecoder(oid uint32, format int16, c *conversion) decoder {
 	typ := c.goType
+	var ptrs reflect.Type
 	if c.array {
-		typ = reflect.SliceOf(typ)
+		typ = reflect.SliceOf(c.goType)
+		if c.goType.Kind() != reflect.Pointer {
+			ptrs = reflect.SliceOf(reflect.PointerTo(c.goType))
+		}
 	}
 	plan := s.tm.PlanScan(oid, format, reflect.New(typ).Interface())
+	var ptrPlan pgtype.ScanPlan
+	if ptrs != nil {
+		ptrPlan = s.tm.PlanScan(oid, format, reflect.New(ptrs).Interface())
+	}
 	return func(src []byte) (driver.Value, error) {
-		ptr := reflect.New(typ)
-		if err := plan.Scan(src, ptr.Interface()); err != nil {
-			if src == nil {
-				return nil, nil
-			}
-			return nil, fmt.Errorf("decode %s into %s: %w", c.name, typ, err)
+		if src == nil {
+			return nil, nil
 		}
-		return ptr.Elem().Interface(), nil
+		ptr := reflect.New(typ)
+		err := plan.Scan(src, ptr.Interface())
+		if err == nil {
+			return ptr.Elem().Interface(), nil
+		}
+		if ptrPlan != nil {
+			alt := reflect.New(ptrs)
+			if ptrPlan.Scan(src, alt.Interface()) == nil {
+				return alt.Elem().Interface(), nil
+			}
+		}
+		return nil, fmt.Errorf("decode %s into %s: %w", c.name, typ, err)
 	}
 }

@@ -69,7 +69,7 @@ func TestEnumNull(t *testing.T) {
 	err := m.Scan(moodOID, pgtype.TextFormatCode, nil, &got)
 	wantErrContains(t, err, "converters: ", "NULL", "mood", "converters.Mood")
 
-	var p *Mood = ptr(Mood("sad"))
+	p := ptr(Mood("sad"))
 	if err := m.Scan(moodOID, pgtype.TextFormatCode, nil, &p); err != nil || p != nil {
 		t.Errorf("NULL into **Mood = %v, %v; want nil, nil", p, err)
 	}

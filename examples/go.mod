@@ -9,6 +9,7 @@ replace (
 
 require (
 	github.com/jmoiron/sqlx v1.4.0
+	github.com/lib/pq v1.12.3
 	github.com/pgpurepy/pgpurepy v0.0.0-00010101000000-000000000000
 	github.com/pgpurepy/pgpurepy/promstats v0.0.0-00010101000000-000000000000
 	github.com/pressly/goose/v3 v3.30.0

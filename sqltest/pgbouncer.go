@@ -168,7 +168,7 @@ func (b *Pgbouncer) start(ctx context.Context, bin string, cred *syscall.Credent
 	b.cmd = cmd
 	exited := b.exited
 	go func() {
-		cmd.Wait()
+		_ = cmd.Wait()
 		close(exited)
 	}()
 	b.reaper.stop() // from an attempt on a port that was taken
@@ -203,7 +203,7 @@ func (b *Pgbouncer) kill() {
 	if b.cmd == nil {
 		return
 	}
-	b.cmd.Process.Kill()
+	_ = b.cmd.Process.Kill()
 	<-b.exited
 }
 

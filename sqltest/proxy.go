@@ -22,7 +22,6 @@ type Proxy struct {
 
 	mu      sync.Mutex // protects the following fields
 	conns   map[*proxyConn]struct{}
-	paused  bool
 	resume  chan struct{} // closed by Resume; non-nil while paused
 	refuse  bool
 	latency time.Duration
@@ -42,7 +41,7 @@ func (c *proxyConn) close(abrupt bool) {
 		if abrupt {
 			for _, nc := range []net.Conn{c.client, c.server} {
 				if tc, ok := nc.(*net.TCPConn); ok {
-					tc.SetLinger(0)
+					_ = tc.SetLinger(0)
 				}
 			}
 		}
@@ -92,7 +91,7 @@ func (p *Proxy) acceptLoop() {
 		p.mu.Unlock()
 		if refuse || closed {
 			if tc, ok := client.(*net.TCPConn); ok {
-				tc.SetLinger(0)
+				_ = tc.SetLinger(0)
 			}
 			client.Close()
 			continue

@@ -44,9 +44,9 @@ func (r *reaper) stop() {
 	if r == nil || r.cmd == nil {
 		return
 	}
-	r.cmd.Process.Kill()
-	r.stdin.Close()
-	r.cmd.Wait()
+	_ = r.cmd.Process.Kill()
+	_ = r.stdin.Close()
+	_ = r.cmd.Wait()
 	r.cmd = nil
 }
 
@@ -56,7 +56,7 @@ func (r *reaper) trigger() {
 	if r == nil || r.cmd == nil {
 		return
 	}
-	r.stdin.Close()
-	r.cmd.Wait()
+	_ = r.stdin.Close()
+	_ = r.cmd.Wait()
 	r.cmd = nil
 }

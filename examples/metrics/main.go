@@ -133,7 +133,7 @@ func traffic(ctx context.Context, db *sql.DB, ext *pgpurepy.Pool) error {
 	qctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
 	if _, err := ext.Execute(qctx, `SELECT pg_sleep(1)`); !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("pg_sleep(1) with a 20ms timeout: %v", err)
+		return fmt.Errorf("pg_sleep(1) with a 20ms timeout: %w", err)
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func run(ctx context.Context, dsn string) error {
 	cancel()
 	took := time.Since(start)
 	if !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("pg_sleep(5) with a 100ms timeout: got %v, want context.DeadlineExceeded", err)
+		return fmt.Errorf("pg_sleep(5) with a 100ms timeout: got %w, want context.DeadlineExceeded", err)
 	}
 	fmt.Printf("database/sql: SELECT pg_sleep(5) with a 100ms timeout returned after %v\n", took.Round(time.Millisecond))
 	fmt.Printf("  errors.Is(err, context.DeadlineExceeded) = true; err = %v\n", err)
@@ -93,7 +93,7 @@ func run(ctx context.Context, dsn string) error {
 		start := time.Now()
 		_, err = c.Execute(qctx, `SELECT pg_sleep(5)`)
 		if !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("ext: pg_sleep(5) with a 100ms timeout: got %v, want context.DeadlineExceeded", err)
+			return fmt.Errorf("ext: pg_sleep(5) with a 100ms timeout: got %w, want context.DeadlineExceeded", err)
 		}
 		fmt.Printf("ext.Checkout: SELECT pg_sleep(5) with a 100ms timeout returned after %v, errors.Is(err, context.DeadlineExceeded) = true\n",
 			time.Since(start).Round(time.Millisecond))

@@ -567,7 +567,7 @@ func TestCloseWithCheckedOut(t *testing.T) {
 	r := mustAcquire(t, p)
 	p.Close()
 	p.Close() // idempotent
-	if _, err := p.Acquire(context.Background()); err != ErrClosed {
+	if _, err := p.Acquire(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Acquire after Close: %v", err)
 	}
 	if s := p.Stats(); s.Closed[ReasonPoolClosed] != 1 || s.Total != 1 || s.InUse != 1 {
@@ -595,7 +595,7 @@ func TestCloseWakesWaiters(t *testing.T) {
 	waitStats(t, p, "waiters", func(s Stats) bool { return s.Waiting == 2 })
 	p.Close()
 	for _, ch := range []<-chan handoff[*fakeConn]{a, b} {
-		if h := <-ch; h.err != ErrClosed {
+		if h := <-ch; !errors.Is(h.err, ErrClosed) {
 			t.Fatalf("waiter got %v", h.err)
 		}
 	}
