@@ -255,13 +255,11 @@ func (p *Proxy) Close() error {
 		return nil
 	}
 	p.closed = true
-	if p.resume != nil {
-		close(p.resume)
-		p.resume = nil
-	}
 	p.mu.Unlock()
 	err := p.ln.Close()
+	// Cut before releasing a pause, so that no held bytes slip through.
 	p.Cut()
+	p.Resume()
 	p.wg.Wait()
 	if err != nil {
 		return fmt.Errorf("sqltest: proxy: %w", err)
