@@ -9,33 +9,51 @@ import (
 	"syscall"
 )
 
-// peek looks at the socket without blocking or consuming anything: EOF means
-// the server or a proxy closed it; pending bytes on an idle connection mean
-// the server said something unprompted (typically a FATAL before closing).
-// The caller must have stopped pgconn's background reader (SyncConn).
-// Control, unlike Read, takes no read lock, so peek can never wait for a
-// reader parked on the socket.
-func peek(nc net.Conn) (pending bool, err error) {
+// peeker looks at one connection's socket without blocking or consuming
+// anything: EOF means the server or a proxy closed it; pending bytes on an
+// idle connection mean the server said something unprompted (typically a
+// FATAL before closing). It is made once per session, so that a checkout's
+// look costs one syscall and no allocation.
+type peeker struct {
+	rc  syscall.RawConn // nil: not a socket, nothing to look at
+	fn  func(fd uintptr)
+	buf [1]byte
+	n   int
+	err error
+}
+
+func newPeeker(nc net.Conn) *peeker {
+	pk := &peeker{}
 	if t, ok := nc.(interface{ NetConn() net.Conn }); ok {
 		nc = t.NetConn()
 	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return false, nil
+		return pk
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
+		return pk
+	}
+	pk.rc = rc
+	pk.fn = func(fd uintptr) {
+		pk.n, _, pk.err = syscall.Recvfrom(int(fd), pk.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	}
+	return pk
+}
+
+// peek reports whether bytes are pending. The caller must have stopped
+// pgconn's background reader (SyncConn). Control, unlike Read, takes no
+// read lock, so peek can never wait for a reader parked on the socket.
+func (pk *peeker) peek() (pending bool, err error) {
+	if pk.rc == nil {
+		return false, nil
+	}
+	if err := pk.rc.Control(pk.fn); err != nil {
 		return false, err
 	}
-	var buf [1]byte
-	var n int
-	var rerr error
-	err = rc.Control(func(fd uintptr) {
-		n, _, rerr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	})
-	if err != nil {
-		return false, err
-	}
+	n, rerr := pk.n, pk.err
+	pk.err = nil
 	switch {
 	case rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK:
 		return false, nil

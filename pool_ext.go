@@ -270,7 +270,9 @@ func (c *Conn) release() { _ = c.c.Close() }
 
 // Execute runs query and returns the number of rows it affected.
 func (c *Conn) Execute(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := c.c.ExecContext(ctx, query, namedArgs(args))
+	nv := c.namedArgs(args)
+	res, err := c.c.ExecContext(ctx, query, nv)
+	clear(nv) // encoded by now; do not keep the caller's values alive
 	if err != nil {
 		return 0, err
 	}
@@ -317,15 +319,31 @@ func (c *Conn) FetchOneOrNone(ctx context.Context, query string, args ...any) (*
 // the result undecoded. An error ends the sequence as its last element.
 func (c *Conn) Query(ctx context.Context, query string, args ...any) iter.Seq2[*Row, error] {
 	return func(yield func(*Row, error) bool) {
-		drows, err := c.c.QueryContext(ctx, query, namedArgs(args))
+		nv := c.namedArgs(args)
+		drows, err := c.c.QueryContext(ctx, query, nv)
+		clear(nv) // encoded by now; do not keep the caller's values alive
 		if err != nil {
 			yield(nil, err)
 			return
 		}
 		r := drows.(*rows)
 		cols := r.Columns()
+		// Rows and their values are allocated in chunks that double up to
+		// rowChunkMax rows: a one-row result costs what it did, a long one
+		// two allocations per chunk instead of two per row. A Row kept by
+		// the caller keeps its chunk alive.
+		var (
+			rowBuf []Row
+			valBuf []driver.Value
+			chunk  = 1
+		)
 		for {
-			vals := make([]driver.Value, len(cols))
+			if len(rowBuf) == 0 {
+				rowBuf = make([]Row, chunk)
+				valBuf = make([]driver.Value, chunk*len(cols))
+				chunk = min(chunk*2, rowChunkMax)
+			}
+			vals := valBuf[:len(cols):len(cols)]
 			if err := r.Next(vals); err != nil {
 				if !errors.Is(err, io.EOF) {
 					_ = r.Close()
@@ -334,7 +352,10 @@ func (c *Conn) Query(ctx context.Context, query string, args ...any) iter.Seq2[*
 				}
 				break
 			}
-			if !yield(&Row{columns: cols, values: vals}, nil) {
+			row := &rowBuf[0]
+			*row = Row{columns: cols, values: vals}
+			rowBuf, valBuf = rowBuf[1:], valBuf[len(cols):]
+			if !yield(row, nil) {
 				if err := r.Close(); err != nil {
 					yield(nil, err)
 				}
@@ -346,6 +367,9 @@ func (c *Conn) Query(ctx context.Context, query string, args ...any) iter.Seq2[*
 		}
 	}
 }
+
+// rowChunkMax is the most rows Conn.Query allocates at once.
+const rowChunkMax = 32
 
 // Transaction runs fn in a transaction on this connection, committing when
 // fn returns nil and rolling back otherwise. Inside CheckoutInTransaction
@@ -402,6 +426,22 @@ func (c *Conn) inTx(ctx context.Context, opts sql.TxOptions, fn func(*Conn) erro
 	}
 	committed = true
 	return t.(*tx).commit(ctx)
+}
+
+// namedArgs converts args in a buffer of the session, which runs one
+// statement at a time; the caller clears it once the statement has encoded
+// them. With a Tracer, which may keep the slice, they get their own.
+func (c *Conn) namedArgs(args []any) []driver.NamedValue {
+	if len(args) == 0 || c.c.s == nil || c.c.p.cfg.Tracer != nil {
+		return namedArgs(args)
+	}
+	s := c.c.s
+	nv := s.namedBuf[:0]
+	for i, a := range args {
+		nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: a})
+	}
+	s.namedBuf = nv
+	return nv
 }
 
 func namedArgs(args []any) []driver.NamedValue {

@@ -138,6 +138,9 @@ func assign(dest any, src driver.Value) error {
 	case sql.Scanner:
 		return d.Scan(src)
 	}
+	if assignFast(dest, src) {
+		return nil
+	}
 	dv := reflect.ValueOf(dest)
 	if dv.Kind() != reflect.Pointer || dv.IsNil() {
 		return fmt.Errorf("destination %T is not a non-nil pointer", dest)
@@ -201,6 +204,51 @@ func assign(dest any, src driver.Value) error {
 		return nil
 	}
 	return fmt.Errorf("cannot store %T into %s", src, dv.Type())
+}
+
+// assignFast stores src into the commonest destinations without
+// reflection, and reports whether it did. Everything else, including an
+// integer that overflows its destination, goes the general way.
+func assignFast(dest any, src driver.Value) bool {
+	switch s := src.(type) {
+	case int64:
+		switch d := dest.(type) {
+		case *int64:
+			*d = s
+			return true
+		case *int:
+			if int64(int(s)) == s {
+				*d = int(s)
+				return true
+			}
+		case *int32:
+			if int64(int32(s)) == s {
+				*d = int32(s)
+				return true
+			}
+		}
+	case string:
+		if d, ok := dest.(*string); ok {
+			*d = s
+			return true
+		}
+	case float64:
+		if d, ok := dest.(*float64); ok {
+			*d = s
+			return true
+		}
+	case bool:
+		if d, ok := dest.(*bool); ok {
+			*d = s
+			return true
+		}
+	case time.Time:
+		if d, ok := dest.(*time.Time); ok {
+			*d = s
+			return true
+		}
+	}
+	return false
 }
 
 // assignParsed stores text (numeric, for instance) into a number or bool.

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"database/sql/driver"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -26,6 +27,9 @@ type session struct {
 
 	cancel *cancelHandler
 	stmts  stmtCache
+	// peeker and grace serve the pool's checkout check (poolState.check).
+	peeker *peeker
+	grace  graceCtx
 
 	// regVersion is the converter registry version applied to tm.
 	regVersion uint64
@@ -37,6 +41,8 @@ type session struct {
 	paramValues  [][]byte
 	paramFormats []int16
 	argBuf       []byte
+	// namedBuf holds the extension's arguments (Conn.namedArgs).
+	namedBuf []driver.NamedValue
 
 	// broken is set when the connection must not be used again.
 	broken error
@@ -113,6 +119,7 @@ func newSession(p *poolState, pg *pgconn.PgConn, h *cancelHandler) *session {
 		p:      p,
 		tm:     pgtype.NewMap(),
 		cancel: h,
+		peeker: newPeeker(pg.Conn()),
 		stmts:  stmtCache{capacity: p.cfg.StatementCacheCapacity, prefix: "pgpurepy_" + strconv.FormatUint(rand.Uint64(), 36) + "_"},
 	}
 	return s
@@ -227,8 +234,14 @@ func (s *session) encodeArgs(d *stmtDesc, args []driver.NamedValue) error {
 			s.paramFormats = append(s.paramFormats, pgtype.TextFormatCode)
 			continue
 		}
-		format := s.tm.FormatCodeForOID(oid)
 		start := len(buf)
+		if out, format, ok := s.encodeFast(oid, a.Value, buf); ok {
+			buf = out
+			s.paramValues = append(s.paramValues, buf[start:len(buf):len(buf)])
+			s.paramFormats = append(s.paramFormats, format)
+			continue
+		}
+		format := s.tm.FormatCodeForOID(oid)
 		out, err := s.tm.Encode(oid, format, a.Value, buf)
 		if err != nil {
 			format = 1 - format
@@ -247,6 +260,42 @@ func (s *session) encodeArgs(d *stmtDesc, args []driver.NamedValue) error {
 	}
 	s.argBuf = buf
 	return nil
+}
+
+// encodeFast appends the commonest arguments, Go integers for integer
+// parameters and strings for text ones, in the format pgtype would choose,
+// without pgtype's plan lookup (which boxes every int it encodes). ok is
+// false when it does not apply; an integer out of its parameter's range is
+// left to pgtype, which names the error.
+func (s *session) encodeFast(oid uint32, v any, buf []byte) (out []byte, format int16, ok bool) {
+	if _, conv := s.converted[oid]; conv {
+		return nil, 0, false
+	}
+	var n int64
+	switch x := v.(type) {
+	case int64:
+		n = x
+	case int:
+		n = int64(x)
+	case int32:
+		n = int64(x)
+	case string:
+		if oid == pgtype.TextOID || oid == pgtype.VarcharOID {
+			return append(buf, x...), pgtype.TextFormatCode, true
+		}
+		return nil, 0, false
+	default:
+		return nil, 0, false
+	}
+	switch {
+	case oid == pgtype.Int8OID:
+		return binary.BigEndian.AppendUint64(buf, uint64(n)), pgtype.BinaryFormatCode, true
+	case oid == pgtype.Int4OID && n == int64(int32(n)):
+		return binary.BigEndian.AppendUint32(buf, uint32(n)), pgtype.BinaryFormatCode, true
+	case oid == pgtype.Int2OID && n == int64(int16(n)):
+		return binary.BigEndian.AppendUint16(buf, uint16(n)), pgtype.BinaryFormatCode, true
+	}
+	return nil, 0, false
 }
 
 func (s *session) typeName(oid uint32) string {

@@ -139,28 +139,34 @@ func (s *session) scanDecoder(oid uint32, format int16, target func() any) decod
 }
 
 // timeDecoder returns time.Time, or the strings "infinity" and "-infinity"
-// as PostgreSQL spells them (what lib/pq and pgx's stdlib return too).
+// as PostgreSQL spells them (what lib/pq and pgx's stdlib return too). The
+// scan target lives with the decoder, not one per value (a scan through
+// the plan's interface would move it to the heap): a decoder belongs to
+// one session and decodes one value at a time.
 func (s *session) timeDecoder(oid uint32, format int16) decoder {
 	var scan func(src []byte) (time.Time, pgtype.InfinityModifier, error)
 	switch oid {
 	case pgtype.DateOID:
 		plan := s.tm.PlanScan(oid, format, &pgtype.Date{})
+		var v pgtype.Date
 		scan = func(src []byte) (time.Time, pgtype.InfinityModifier, error) {
-			var v pgtype.Date
+			v = pgtype.Date{}
 			err := plan.Scan(src, &v)
 			return v.Time, v.InfinityModifier, err
 		}
 	case pgtype.TimestampOID:
 		plan := s.tm.PlanScan(oid, format, &pgtype.Timestamp{})
+		var v pgtype.Timestamp
 		scan = func(src []byte) (time.Time, pgtype.InfinityModifier, error) {
-			var v pgtype.Timestamp
+			v = pgtype.Timestamp{}
 			err := plan.Scan(src, &v)
 			return v.Time, v.InfinityModifier, err
 		}
 	default:
 		plan := s.tm.PlanScan(oid, format, &pgtype.Timestamptz{})
+		var v pgtype.Timestamptz
 		scan = func(src []byte) (time.Time, pgtype.InfinityModifier, error) {
-			var v pgtype.Timestamptz
+			v = pgtype.Timestamptz{}
 			err := plan.Scan(src, &v)
 			return v.Time, v.InfinityModifier, err
 		}
