@@ -211,10 +211,12 @@ type ConfigError struct {
 	Err error
 }
 
+// Error names the key and what is wrong with its value.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("pgpurepy: dsn key %s: %v", e.Key, e.Err)
 }
 
+// Unwrap returns the problem with the value.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Copy returns a deep copy of c, so a copy can be changed and passed to

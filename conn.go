@@ -129,9 +129,8 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	return &tx{c: c}, nil
 }
 
-// ExecContext runs query and reports the rows it affected. Without
-// arguments it uses the simple protocol, so query may hold several
-// statements.
+// ExecContext runs query and reports the rows it affected. Text with
+// several statements (and no arguments) runs with the simple protocol.
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	if err := c.bind(ctx); err != nil {
 		return nil, err
@@ -146,7 +145,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 }
 
 func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue) (pgconn.CommandTag, error) {
-	if len(args) == 0 {
+	if len(args) == 0 && !singleStatement(query) {
 		return c.execSimple(ctx, query)
 	}
 	s := c.s
@@ -187,9 +186,9 @@ func (c *conn) execSimple(ctx context.Context, query string) (pgconn.CommandTag,
 	return tag, nil
 }
 
-// QueryContext runs query and streams its rows. Without arguments it uses
-// the simple protocol, and the result sets of several statements are
-// reached with NextResultSet.
+// QueryContext runs query and streams its rows. Text with several
+// statements (and no arguments) runs with the simple protocol, and the
+// result sets after the first are reached with NextResultSet.
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	if err := c.bind(ctx); err != nil {
 		return nil, err
@@ -204,7 +203,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 }
 
 func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue) (*rows, error) {
-	if len(args) == 0 {
+	if len(args) == 0 && !singleStatement(query) {
 		mrr, err := c.s.execSimple(ctx, query)
 		if err != nil {
 			return nil, err

@@ -25,6 +25,7 @@ type ArgumentError struct {
 	Err      error
 }
 
+// Error names the argument's position and types.
 func (e *ArgumentError) Error() string {
 	if e.PgType == "" {
 		return fmt.Sprintf("pgpurepy: argument $%d of Go type %s: %v", e.Position, e.GoType, e.Err)
@@ -32,6 +33,7 @@ func (e *ArgumentError) Error() string {
 	return fmt.Sprintf("pgpurepy: argument $%d of Go type %s for parameter of type %s: %v", e.Position, e.GoType, e.PgType, e.Err)
 }
 
+// Unwrap returns the encoder's error.
 func (e *ArgumentError) Unwrap() error { return e.Err }
 
 // DecodeError reports a column value that could not be decoded: the
@@ -44,8 +46,10 @@ type DecodeError struct {
 	Err    error
 }
 
+// Error names the column and both types.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("pgpurepy: column %q of type %s into Go %s: %v", e.Column, e.PgType, e.GoType, e.Err)
 }
 
+// Unwrap returns the decoder's error.
 func (e *DecodeError) Unwrap() error { return e.Err }
