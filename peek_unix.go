@@ -55,7 +55,7 @@ func (pk *peeker) peek() (pending bool, err error) {
 	n, rerr := pk.n, pk.err
 	pk.err = nil
 	switch {
-	case rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK:
+	case errors.Is(rerr, syscall.EAGAIN) || errors.Is(rerr, syscall.EWOULDBLOCK):
 		return false, nil
 	case rerr != nil:
 		return false, fmt.Errorf("pgpurepy: connection broken: %w", rerr)
