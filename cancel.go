@@ -44,17 +44,24 @@ func (h *cancelHandler) HandleCancel(context.Context) {
 	h.expiry = time.AfterFunc(grace, h.expire)
 	h.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	h.p.sendCancel(h.pg)
+}
+
+// sendCancel sends a cancel request for pg's running statement and waits
+// until the server has processed it, bounded by the cancel grace and by
+// max_cancel_dials requests in flight.
+func (p *poolState) sendCancel(pg *pgconn.PgConn) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.CancelGrace)
 	defer cancel()
 	select {
-	case h.p.cancelDials <- struct{}{}:
+	case p.cancelDials <- struct{}{}:
 	case <-ctx.Done():
 		return
 	}
-	defer func() { <-h.p.cancelDials }()
-	h.p.stats.cancelsSent.Add(1)
-	if err := h.pg.CancelRequest(ctx); err != nil {
-		h.p.logWarn("cancel request failed", "pid", h.pg.PID(), "err", err)
+	defer func() { <-p.cancelDials }()
+	p.stats.cancelsSent.Add(1)
+	if err := pg.CancelRequest(ctx); err != nil {
+		p.logWarn("cancel request failed", "pid", pg.PID(), "err", err)
 	}
 }
 
@@ -87,18 +94,6 @@ func (h *cancelHandler) HandleUnwatchAfterCancel() {
 // initiative (a result closed early). The statement's reader then ends with
 // 57014 and session.settleCancel makes sure nothing stale is left.
 func (s *session) cancelStatement() {
-	h := s.cancel
-	h.fired.Store(true)
-	ctx, cancel := context.WithTimeout(context.Background(), s.p.cfg.CancelGrace)
-	defer cancel()
-	select {
-	case s.p.cancelDials <- struct{}{}:
-	case <-ctx.Done():
-		return
-	}
-	defer func() { <-s.p.cancelDials }()
-	s.p.stats.cancelsSent.Add(1)
-	if err := s.pg.CancelRequest(ctx); err != nil {
-		s.p.logWarn("cancel request failed", "pid", s.pg.PID(), "err", err)
-	}
+	s.cancel.fired.Store(true)
+	s.p.sendCancel(s.pg)
 }

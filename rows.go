@@ -3,7 +3,6 @@ package pgpurepy
 import (
 	"context"
 	"database/sql/driver"
-	"fmt"
 	"io"
 	"math"
 	"reflect"
@@ -266,6 +265,3 @@ func (r *rows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool)
 	mod := f.TypeModifier - 4
 	return int64((mod >> 16) & 0xffff), int64(mod & 0xffff), true
 }
-
-// String is for debugging.
-func (r *rows) String() string { return fmt.Sprintf("rows(%d columns)", len(r.columns)) }
