@@ -39,6 +39,7 @@ type poolState struct {
 	stats counters
 	// cancelDials bounds the cancel requests in flight (a semaphore).
 	cancelDials chan struct{}
+	nulls       nullability
 
 	// wantsPrimary is set when target_session_attrs asks for a writable
 	// server (read-write or primary): then a change of server is a failover.

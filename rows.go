@@ -48,6 +48,7 @@ var (
 	_ driver.RowsColumnTypeScanType         = (*rows)(nil)
 	_ driver.RowsColumnTypeLength           = (*rows)(nil)
 	_ driver.RowsColumnTypePrecisionScale   = (*rows)(nil)
+	_ driver.RowsColumnTypeNullable         = (*rows)(nil)
 )
 
 func (r *rows) Columns() []string { return r.columns }
@@ -236,6 +237,12 @@ func (r *rows) ColumnTypeScanType(i int) reflect.Type {
 }
 
 func (r *rows) scanTypeName(i int) string { return r.ColumnTypeScanType(i).String() }
+
+// ColumnTypeNullable reports whether a column read straight from a table
+// may be NULL (its NOT NULL constraint); for expressions it is unknown.
+func (r *rows) ColumnTypeNullable(i int) (nullable, ok bool) {
+	return r.c.s.p.nulls.lookup(r.fields[i])
+}
 
 // ColumnTypeLength reports the declared length of varchar(n) and char(n),
 // and an unlimited length for text and bytea.

@@ -148,6 +148,11 @@ func (s *session) describe(ctx context.Context, sql string) (*stmtDesc, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tables := s.p.nulls.unknownTables(sd.Fields); len(tables) > 0 {
+		if err := s.learnNullability(ctx, tables); err != nil {
+			return nil, err
+		}
+	}
 	d := &stmtDesc{sql: sql, sd: sd}
 	s.plan(d)
 	if old := s.stmts.put(d); old != nil && old.sd.Name != "" {

@@ -1,0 +1,98 @@
+package pgpurepy
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// nullability remembers which table columns are declared NOT NULL, for
+// ColumnTypeNullable. It is filled when a statement reading a table the pool
+// has not seen yet is described: one catalog query per new table per pool,
+// none per statement execution. A column altered later keeps its old answer
+// until the pool is reopened.
+type nullability struct {
+	mu      sync.Mutex          // protects the fields below
+	tables  map[uint32]struct{} // tables whose columns are known
+	notNull map[uint64]bool     // tableOID<<16 | attnum → attnotnull
+}
+
+func columnKey(table uint32, attnum uint16) uint64 { return uint64(table)<<16 | uint64(attnum) }
+
+// unknownTables returns the tables of fields whose columns are not known.
+func (n *nullability) unknownTables(fields []pgconn.FieldDescription) []uint32 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []uint32
+	for _, f := range fields {
+		if f.TableOID == 0 {
+			continue
+		}
+		if _, ok := n.tables[f.TableOID]; ok {
+			continue
+		}
+		if !containsOID(out, f.TableOID) {
+			out = append(out, f.TableOID)
+		}
+	}
+	return out
+}
+
+func containsOID(s []uint32, v uint32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// lookup reports whether the column may be NULL, and whether that is known.
+func (n *nullability) lookup(f pgconn.FieldDescription) (nullable, ok bool) {
+	if f.TableOID == 0 {
+		return false, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	notNull, ok := n.notNull[columnKey(f.TableOID, f.TableAttributeNumber)]
+	return !notNull, ok
+}
+
+// learnNullability reads the NOT NULL flags of tables' columns on s.
+func (s *session) learnNullability(ctx context.Context, tables []uint32) error {
+	ids := make([]string, len(tables))
+	for i, t := range tables {
+		ids[i] = strconv.FormatUint(uint64(t), 10)
+	}
+	rr := s.pg.ExecParams(ctx, "SELECT attrelid, attnum, attnotnull FROM pg_attribute WHERE attrelid = ANY($1::oid[]) AND attnum > 0",
+		[][]byte{[]byte("{" + strings.Join(ids, ",") + "}")}, nil, nil, nil)
+	learned := make(map[uint64]bool)
+	for rr.NextRow() {
+		v := rr.Values()
+		rel, err1 := strconv.ParseUint(string(v[0]), 10, 32)
+		num, err2 := strconv.ParseUint(string(v[1]), 10, 16)
+		if err1 == nil && err2 == nil {
+			learned[columnKey(uint32(rel), uint16(num))] = string(v[2]) == "t"
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return s.finish(ctx, err)
+	}
+	n := &s.p.nulls
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.tables == nil {
+		n.tables = make(map[uint32]struct{})
+		n.notNull = make(map[uint64]bool)
+	}
+	for _, t := range tables {
+		n.tables[t] = struct{}{}
+	}
+	for k, v := range learned {
+		n.notNull[k] = v
+	}
+	return nil
+}
