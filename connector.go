@@ -184,7 +184,7 @@ func (p *poolState) open(ctx context.Context) (*session, error) {
 	h := pg.CustomData()[cancelHandlerKey].(*cancelHandler)
 	s := newSession(p, pg, h)
 	s.generation = p.noteServer(pg)
-	if err := s.sync(ctx); err != nil {
+	if err := s.sync(); err != nil {
 		s.close()
 		return nil, err
 	}

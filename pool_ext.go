@@ -436,21 +436,21 @@ func (c *Conn) namedArgs(args []any) []driver.NamedValue {
 		return namedArgs(args)
 	}
 	s := c.c.s
-	nv := s.namedBuf[:0]
-	for i, a := range args {
-		nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: a})
-	}
-	s.namedBuf = nv
-	return nv
+	s.namedBuf = appendNamed(s.namedBuf[:0], args)
+	return s.namedBuf
 }
 
 func namedArgs(args []any) []driver.NamedValue {
 	if len(args) == 0 {
 		return nil
 	}
-	nv := make([]driver.NamedValue, len(args))
+	return appendNamed(make([]driver.NamedValue, 0, len(args)), args)
+}
+
+// appendNamed appends args to dst as positional arguments $1, $2, ...
+func appendNamed[T any](dst []driver.NamedValue, args []T) []driver.NamedValue {
 	for i, a := range args {
-		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+		dst = append(dst, driver.NamedValue{Ordinal: i + 1, Value: a})
 	}
-	return nv
+	return dst
 }

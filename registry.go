@@ -32,7 +32,7 @@ type regEntry struct {
 
 // apply registers on s the entries it has not seen yet, and replans the
 // decoding of its cached statements.
-func (r *registry) apply(_ context.Context, s *session) error {
+func (r *registry) apply(s *session) error {
 	r.mu.Lock()
 	entries := r.entries
 	r.mu.Unlock()
@@ -84,7 +84,7 @@ func (p *poolState) register(ctx context.Context, c converters.Converter, withAr
 	}
 	cn := &conn{p: p, s: s, res: res}
 	defer cn.Close()
-	if err := s.sync(ctx); err != nil {
+	if err := s.sync(); err != nil {
 		return err
 	}
 	info, err := cn.typeInfo(ctx, c.TypeName())

@@ -125,13 +125,13 @@ func newSession(p *poolState, pg *pgconn.PgConn, h *cancelHandler) *session {
 	return s
 }
 
-// prepareSession brings the session up to date with the pool's converter
-// registry. It is cheap when nothing changed: one atomic load.
-func (s *session) sync(ctx context.Context) error {
+// sync brings the session up to date with the pool's converter registry. It
+// does no I/O and is cheap when nothing changed: one atomic load.
+func (s *session) sync() error {
 	if s.p.reg.version.Load() == s.regVersion {
 		return nil
 	}
-	return s.p.reg.apply(ctx, s)
+	return s.p.reg.apply(s)
 }
 
 // describe returns the description of sql on this connection, preparing it
@@ -196,7 +196,7 @@ func (s *session) execParams(ctx context.Context, sql string, args []driver.Name
 	if err := s.usable(); err != nil {
 		return nil, nil, err
 	}
-	if err := s.sync(ctx); err != nil {
+	if err := s.sync(); err != nil {
 		return nil, nil, err
 	}
 	d, err := s.describe(ctx, sql)
@@ -316,7 +316,7 @@ func (s *session) execSimple(ctx context.Context, sql string) (*pgconn.MultiResu
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
-	if err := s.sync(ctx); err != nil {
+	if err := s.sync(); err != nil {
 		return nil, err
 	}
 	return s.pg.Exec(ctx, sql), nil

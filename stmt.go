@@ -28,12 +28,12 @@ func (st *stmt) NumInput() int { return st.numInput }
 
 // Exec is the context-free form of ExecContext.
 func (st *stmt) Exec(args []driver.Value) (driver.Result, error) {
-	return st.ExecContext(context.Background(), named(args))
+	return st.ExecContext(context.Background(), appendNamed(nil, args))
 }
 
 // Query is the context-free form of QueryContext.
 func (st *stmt) Query(args []driver.Value) (driver.Rows, error) {
-	return st.QueryContext(context.Background(), named(args))
+	return st.QueryContext(context.Background(), appendNamed(nil, args))
 }
 
 // ExecContext runs the statement with args.
@@ -44,12 +44,4 @@ func (st *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driv
 // QueryContext runs the statement with args and streams its rows.
 func (st *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
 	return st.c.QueryContext(ctx, st.sql, args)
-}
-
-func named(args []driver.Value) []driver.NamedValue {
-	nv := make([]driver.NamedValue, len(args))
-	for i, a := range args {
-		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
-	}
-	return nv
 }

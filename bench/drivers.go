@@ -93,6 +93,31 @@ func allDriverNames() []string {
 
 // --- database/sql -----------------------------------------------------------
 
+// rowScanner is what *sql.Rows and pgx.Rows share.
+type rowScanner interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanRows100 scans every row of qRows fully and counts them.
+func scanRows100(rows rowScanner) (int, error) {
+	var (
+		id  int64
+		t   string
+		ts  time.Time
+		num string
+		cnt int
+	)
+	for rows.Next() {
+		if err := rows.Scan(&id, &t, &ts, &num); err != nil {
+			return cnt, err
+		}
+		cnt++
+	}
+	return cnt, rows.Err()
+}
+
 // sqlClient runs the workloads through database/sql.
 type sqlClient struct {
 	db      *sql.DB
@@ -112,20 +137,7 @@ func (c *sqlClient) rows100(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer rows.Close()
-	var (
-		id  int64
-		t   string
-		ts  time.Time
-		num string
-		cnt int
-	)
-	for rows.Next() {
-		if err := rows.Scan(&id, &t, &ts, &num); err != nil {
-			return cnt, err
-		}
-		cnt++
-	}
-	return cnt, rows.Err()
+	return scanRows100(rows)
 }
 
 func (c *sqlClient) insert(ctx context.Context, a int, b string) error {
@@ -414,20 +426,7 @@ func (c *pgxpoolClient) rows100(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer rows.Close()
-	var (
-		id  int64
-		t   string
-		ts  time.Time
-		num string
-		cnt int
-	)
-	for rows.Next() {
-		if err := rows.Scan(&id, &t, &ts, &num); err != nil {
-			return cnt, err
-		}
-		cnt++
-	}
-	return cnt, rows.Err()
+	return scanRows100(rows)
 }
 
 func (c *pgxpoolClient) insert(ctx context.Context, a int, b string) error {
