@@ -2,34 +2,57 @@ package pgpurepy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+
+	"github.com/pgpurepy/pgpurepy/internal/pool"
 )
 
+// Cancellation, in order:
+//
+//  1. The context of a running statement ends: pgconn calls HandleCancel,
+//     which starts a cancel request in the background and interrupts the
+//     session's framer. The caller's read returns a made-up 57014 at once,
+//     pgconn ends the statement normally, and finish gives the caller its
+//     context's error.
+//  2. finish hands the session to a recovery goroutine (startRecovery),
+//     which reads and drops the server's real answer, waits for the cancel
+//     request to complete and, unless the server spent it on the statement,
+//     makes one empty round trip that absorbs it. All of it is bounded by the
+//     pool's cancel grace; a session that does not recover in time is
+//     closed and replaced.
+//  3. Meanwhile the session belongs to the recovery: a holder that uses it
+//     again waits in ready (bounded by its own context), and one that lets
+//     it go leaves the release to the recovery (release).
+
 // cancelHandler is the pgconn context-watcher handler of one connection.
-// When the context of a running statement ends it asks the server to cancel
-// the statement instead of closing the socket, so the statement stops on the
-// server and the connection survives. If the server has not answered within
-// the pool's cancel grace, the socket's deadline is moved to now: pgconn then
-// fails the read and closes the connection, and the pool replaces it.
 //
 // pgconn calls HandleCancel from the context's AfterFunc goroutine and waits
-// for it to return before HandleUnwatchAfterCancel, so when a statement
-// returns, the cancel request has been fully delivered: pgconn's
-// CancelRequest waits until the server closes the cancel socket.
+// for it to return before HandleUnwatchAfterCancel and before the statement
+// returns, so what HandleCancel sets is visible to finish.
 type cancelHandler struct {
 	pg *pgconn.PgConn
 	p  *poolState
+	// f is the connection's framer, set once the connection is established
+	// (before any statement, so before any HandleCancel).
+	f *framer
 
-	// fired is set by HandleCancel and cleared by session.settleCancel.
+	// fired is set when a cancel request went out for the session's last
+	// statement, and cleared by its recovery.
 	fired atomic.Bool
 
 	mu sync.Mutex // protects the fields below
-	// expiry moves the socket deadline to now when the grace runs out.
+	// sent is closed when the last cancel request has completed.
+	sent chan struct{}
+	// expiry moves the socket deadline to now when the grace runs out,
+	// which is what ends a statement stuck in a write: the framer only
+	// ends reads.
 	expiry  *time.Timer
 	expired bool
 }
@@ -38,31 +61,12 @@ var _ ctxwatch.Handler = (*cancelHandler)(nil)
 
 func (h *cancelHandler) HandleCancel(context.Context) {
 	h.fired.Store(true)
-	grace := h.p.cfg.CancelGrace
+	h.f.interrupt()
 	h.mu.Lock()
 	h.expired = false
-	h.expiry = time.AfterFunc(grace, h.expire)
+	h.expiry = time.AfterFunc(h.p.cfg.CancelGrace, h.expire)
+	h.sent = h.p.startCancel(h.pg)
 	h.mu.Unlock()
-
-	h.p.sendCancel(h.pg)
-}
-
-// sendCancel sends a cancel request for pg's running statement and waits
-// until the server has processed it, bounded by the cancel grace and by
-// max_cancel_dials requests in flight.
-func (p *poolState) sendCancel(pg *pgconn.PgConn) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.CancelGrace)
-	defer cancel()
-	select {
-	case p.cancelDials <- struct{}{}:
-	case <-ctx.Done():
-		return
-	}
-	defer func() { <-p.cancelDials }()
-	p.stats.cancelsSent.Add(1)
-	if err := pg.CancelRequest(ctx); err != nil {
-		p.logWarn("cancel request failed", "pid", pg.PID(), "err", err)
-	}
 }
 
 func (h *cancelHandler) expire() {
@@ -83,17 +87,199 @@ func (h *cancelHandler) HandleUnwatchAfterCancel() {
 		h.expiry = nil
 	}
 	if h.expired {
-		// The read that the deadline interrupted made pgconn close the
-		// connection; if the statement won the race, the deadline must go.
+		// If the statement won the race, the deadline must go.
 		_ = h.pg.Conn().SetDeadline(time.Time{})
 	}
 }
 
-// cancelStatement asks the server to cancel the statement whose result is
-// being read, as a context cancellation would, but on the driver's own
-// initiative (a result closed early). The statement's reader then ends with
-// 57014 and session.settleCancel makes sure nothing stale is left.
+// requestDone returns a channel closed when the last cancel request has
+// completed.
+func (h *cancelHandler) requestDone() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sent
+}
+
+// startCancel sends a cancel request for pg's running statement in the
+// background and returns a channel closed when the server has processed it
+// (pgconn's CancelRequest waits until the server closes the cancel socket),
+// or when it failed, within the cancel grace.
+func (p *poolState) startCancel(pg *pgconn.PgConn) chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.sendCancel(pg)
+	}()
+	return done
+}
+
+// sendCancel sends one cancel request, waiting for a free slot among the
+// max_cancel_dials requests in flight, bounded by the cancel grace and by
+// the pool's life.
+func (p *poolState) sendCancel(pg *pgconn.PgConn) {
+	ctx, cancel := context.WithTimeout(p.life, p.cfg.CancelGrace)
+	defer cancel()
+	select {
+	case p.cancelDials <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-p.cancelDials }()
+	p.stats.cancelsSent.Add(1)
+	if err := pg.CancelRequest(ctx); err != nil {
+		p.logWarn("cancel request failed", "pid", pg.PID(), "err", err)
+	}
+}
+
+// cancelStatement ends the statement whose result is being read as a
+// context cancellation would, on the driver's own initiative (a result
+// closed early): the server is asked to cancel it and the next read ends
+// it.
 func (s *session) cancelStatement() {
-	s.cancel.fired.Store(true)
-	s.p.sendCancel(s.pg)
+	h := s.cancel
+	h.fired.Store(true)
+	s.framer.interrupt()
+	h.mu.Lock()
+	h.sent = s.p.startCancel(s.pg)
+	h.mu.Unlock()
+}
+
+// recovery is a session's way back after a cancel request: while it runs,
+// the session belongs to its goroutine.
+type recovery struct {
+	done chan struct{}
+
+	mu    sync.Mutex // protects the fields below
+	ended bool
+	// then runs when the recovery ends; release sets it for a holder that
+	// let the session go meanwhile.
+	then func()
+}
+
+// startRecovery hands the session to a recovery goroutine after a statement
+// for which a cancel request went out; stmtErr is how pgconn ended it.
+func (s *session) startRecovery(stmtErr error) {
+	rec := &recovery{done: make(chan struct{})}
+	s.recovery = rec
+	s.p.stats.recovering.Add(1)
+	go func() {
+		s.settleCancel(stmtErr)
+		s.p.stats.recovering.Add(-1)
+		rec.mu.Lock()
+		rec.ended = true
+		then := rec.then
+		rec.mu.Unlock()
+		close(rec.done)
+		if then != nil {
+			then()
+		}
+	}()
+}
+
+// ready waits, bounded by ctx, until the session may run a statement, and
+// reports why it may not, if it may not.
+func (s *session) ready(ctx context.Context) error {
+	if s.recovery == nil && s.cancel.fired.Load() {
+		// A cancel fired during a call that does not pass through finish.
+		s.startRecovery(nil)
+	}
+	if rec := s.recovery; rec != nil {
+		select {
+		case <-rec.done:
+			s.recovery = nil
+		default:
+			select {
+			case <-rec.done:
+				s.recovery = nil
+			case <-ctx.Done():
+				return fmt.Errorf("pgpurepy: waiting for the connection to recover from a cancelled statement: %w", ctx.Err())
+			}
+		}
+	}
+	return s.usable()
+}
+
+// release gives the session back to the pool through res, or has it
+// replaced when it cannot be reused. During a recovery the recovery does it
+// when it ends, so the caller never waits.
+func (s *session) release(res *pool.Resource[*session]) {
+	if rec := s.recovery; rec != nil {
+		s.recovery = nil
+		rec.mu.Lock()
+		if !rec.ended {
+			rec.then = func() { s.release(res) }
+			rec.mu.Unlock()
+			return
+		}
+		rec.mu.Unlock()
+	}
+	if s.resetTx() {
+		res.Release()
+	} else {
+		res.Destroy("broken")
+	}
+}
+
+// settleCancel brings the session back to a clean state after a cancel
+// request, so that no part of the cancelled statement and no cancel signal
+// can reach the next statement. It reads and drops the statement's real end
+// if the framer made one up, waits until the cancel request completed, and,
+// unless the server ended the statement with 57014 (the request was spent
+// on it), makes one empty round trip that absorbs the signal if it is still
+// pending in the backend. The same round trip resynchronises pgconn's
+// transaction status when the real one differs from the made-up one. The
+// grace bounds it all; a session that does not make it is marked broken.
+func (s *session) settleCancel(stmtErr error) {
+	h, f := s.cancel, s.framer
+	h.fired.Store(false)
+	if s.pg.IsClosed() {
+		s.lost(stmtErr)
+		return
+	}
+	nc := s.pg.Conn()
+	_ = nc.SetDeadline(time.Now().Add(s.p.cfg.CancelGrace))
+	stop := context.AfterFunc(s.p.life, func() { _ = nc.SetDeadline(time.Now()) })
+	defer stop()
+
+	made := f.owed > 0
+	spent := isCode(stmtErr, "57014") && !made
+	resync := false
+	if made {
+		cancelled, status, err := f.skip()
+		if err != nil {
+			s.lost(err)
+			return
+		}
+		spent = cancelled
+		resync = status != s.pg.TxStatus()
+	}
+	f.settled()
+	if sent := h.requestDone(); sent != nil {
+		<-sent
+	}
+	if !spent || resync {
+		_, err := s.pg.Exec(context.Background(), ";").ReadAll()
+		if err != nil && !isCode(err, "57014") {
+			s.lost(err)
+			return
+		}
+	}
+	if !stop() {
+		s.lost(context.Canceled)
+		return
+	}
+	_ = nc.SetDeadline(time.Time{})
+	s.p.stats.cancelsKept.Add(1)
+}
+
+// lost marks the session broken after a failed recovery.
+func (s *session) lost(err error) {
+	if err == nil {
+		err = errors.New("connection closed")
+	}
+	s.broken = fmt.Errorf("recovery after a cancel failed: %w", err)
+	s.p.stats.cancelsLost.Add(1)
+	if !s.pg.IsClosed() {
+		s.close()
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -293,4 +294,76 @@ func viaProxy(t testing.TB, dsn string, px *sqltest.Proxy) string {
 	}
 	u.Host = px.Addr()
 	return u.String()
+}
+
+// TestCancelReturnsAtDeadlineWhenServerSilent holds every byte between the
+// driver and the server: the caller still gets its error at its deadline,
+// not at the end of the (one minute) grace. The connection recovers in the
+// background once the network is back, and a holder that uses it meanwhile
+// waits for that, bounded by its own context.
+func TestCancelReturnsAtDeadlineWhenServerSilent(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dsn := sqltest.DB(t)
+	px, err := sqltest.NewProxy(net.JoinHostPort(sqltest.Shared(t).Host(), strconv.Itoa(sqltest.Shared(t).Port())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	const grace = time.Minute
+	db, err := sql.Open("pgpurepy", viaProxy(t, dsn, px)+"&connection_count=1&cancel_grace=1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	x := ext(t, db)
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := backendPID(t, c)
+
+	px.Pause()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err = c.ExecContext(ctx, "SELECT 1")
+	cancel()
+	assertCtxErr(t, err, context.DeadlineExceeded)
+	if took := time.Since(start); took > grace/2 {
+		t.Fatalf("the call returned after %v: it waited for the server, not for its context", took)
+	}
+
+	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err = c.ExecContext(ctx, "SELECT 2")
+	cancel()
+	assertCtxErr(t, err, context.DeadlineExceeded)
+	if !strings.Contains(err.Error(), "recover") {
+		t.Fatalf("error %q does not say the connection is recovering", err)
+	}
+
+	px.Resume()
+	if got := backendPID(t, c); got != pid {
+		t.Fatalf("backend pid changed from %d to %d: the connection was replaced", pid, got)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Through the pool: the statement returns at its deadline and the
+	// session goes back to the pool only once recovered, so the next
+	// caller (one connection in all) gets it clean.
+	px.Pause()
+	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err = db.ExecContext(ctx, "SELECT 3")
+	cancel()
+	assertCtxErr(t, err, context.DeadlineExceeded)
+	px.Resume()
+	if got := backendPID(t, db); got != pid {
+		t.Fatalf("backend pid changed from %d to %d: the connection was replaced", pid, got)
+	}
+	s := x.Stats()
+	if s.ConnectionsOpened != 1 || s.CancelsKept != 2 || s.CancelsLost != 0 {
+		t.Fatalf("want one connection kept through two cancels, got %+v", s)
+	}
+	_ = db.Close()
+	_ = px.Close()
 }

@@ -61,7 +61,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 		return nil, err
 	}
 	s := c.s
-	if err := s.usable(); err != nil {
+	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
 	d, err := s.describe(ctx, query)
@@ -100,11 +100,7 @@ func (c *conn) unbind() {
 	if c.s == nil {
 		return
 	}
-	if c.s.resetTx() {
-		c.res.Release()
-	} else {
-		c.res.Destroy("broken")
-	}
+	c.s.release(c.res)
 	c.s, c.res = nil, nil
 }
 
@@ -228,7 +224,7 @@ func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue
 			err = c.done(ctx, err)
 			if err != nil && isStaleStatement(err) {
 				s.forget(ctx, query)
-				if attempt == 0 && s.pg.TxStatus() == 'I' {
+				if attempt == 0 && s.recovery == nil && s.pg.TxStatus() == 'I' {
 					continue
 				}
 			}
@@ -273,7 +269,7 @@ func (c *conn) Ping(ctx context.Context) error {
 	if err := c.bind(ctx); err != nil {
 		return err
 	}
-	if err := c.s.usable(); err != nil {
+	if err := c.s.ready(ctx); err != nil {
 		return err
 	}
 	if err := c.done(ctx, c.s.pg.Ping(ctx)); err != nil {

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgpurepy/pgpurepy/internal/pool"
 )
@@ -40,6 +42,10 @@ type poolState struct {
 	// cancelDials bounds the cancel requests in flight (a semaphore).
 	cancelDials chan struct{}
 	nulls       nullability
+	// life ends when the Connector is closed; cancel requests and
+	// recoveries stop with it.
+	life    context.Context
+	endLife context.CancelFunc
 
 	// wantsPrimary is set when target_session_attrs asks for a writable
 	// server (read-write or primary): then a change of server is a failover.
@@ -56,6 +62,7 @@ type counters struct {
 	cancelsSent atomic.Uint64
 	cancelsKept atomic.Uint64
 	cancelsLost atomic.Uint64
+	recovering  atomic.Int64
 	failovers   atomic.Uint64
 	// replacedForFailover counts sessions closed because they were on a
 	// server that is no longer the writable one.
@@ -93,6 +100,7 @@ func NewConnectorConfig(cfg *Config) (*Connector, error) {
 		cancelDials:  make(chan struct{}, max(cfg.MaxCancelDials, 1)),
 		wantsPrimary: wantsWritable(cfg.ConnConfig),
 	}
+	p.life, p.endLife = context.WithCancel(context.Background())
 	cfg.ConnConfig.BuildContextWatcherHandler = func(pg *pgconn.PgConn) ctxwatch.Handler {
 		h := &cancelHandler{pg: pg, p: p}
 		pg.CustomData()[cancelHandlerKey] = h
@@ -153,6 +161,7 @@ func (c *Connector) Driver() driver.Driver { return c.drv }
 // Close closes the pool: idle connections are closed with a Terminate message
 // now, checked-out ones when they are returned. It never fails.
 func (c *Connector) Close() error {
+	c.p.endLife()
 	c.p.pool.Close()
 	return nil
 }
@@ -176,13 +185,38 @@ func (p *poolState) acquire(ctx context.Context) (*session, *pool.Resource[*sess
 
 // open dials one connection.
 func (p *poolState) open(ctx context.Context) (*session, error) {
-	pg, err := pgconn.ConnectConfig(ctx, p.cfg.ConnConfig)
+	// pgconn builds one frontend per connection attempt (several with
+	// fallback hosts); the framer that goes with the connection is the one
+	// built on its socket.
+	cc := *p.cfg.ConnConfig
+	var (
+		mu      sync.Mutex
+		framers []*framer
+	)
+	cc.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		f := newFramer(r, w.(net.Conn))
+		mu.Lock()
+		framers = append(framers, f)
+		mu.Unlock()
+		return pgproto3.NewFrontend(f, w)
+	}
+	pg, err := pgconn.ConnectConfig(ctx, &cc)
 	if err != nil {
 		p.logWarn("connect failed", "err", err)
 		return nil, fmt.Errorf("pgpurepy: connect: %w", err)
 	}
+	var f *framer
+	for _, b := range framers {
+		if b.nc == pg.Conn() {
+			f = b
+		}
+	}
+	if f == nil {
+		_ = pg.Close(ctx)
+		return nil, errors.New("pgpurepy: connect: pgconn did not read through pgpurepy's framer")
+	}
 	h := pg.CustomData()[cancelHandlerKey].(*cancelHandler)
-	s := newSession(p, pg, h)
+	s := newSession(p, pg, h, f)
 	s.generation = p.noteServer(pg)
 	if err := s.sync(); err != nil {
 		s.close()
@@ -198,6 +232,11 @@ func (p *poolState) open(ctx context.Context) (*session, error) {
 func (p *poolState) check(ctx context.Context, s *session, idle time.Duration) error {
 	if err := s.usable(); err != nil {
 		return err
+	}
+	if s.cancel.fired.Load() {
+		// A pool round trip (keepalive, rollback) ran out of time at its
+		// very end; replacing the session is simpler than recovering it.
+		return errors.New("pgpurepy: connection has a cancel request pending")
 	}
 	if s.pg.TxStatus() != 'I' {
 		return errors.New("pgpurepy: connection left in a transaction")
@@ -218,6 +257,7 @@ func (p *poolState) check(ctx context.Context, s *session, idle time.Duration) e
 	if err != nil {
 		return err
 	}
+	pending = pending || s.framer.buffered()
 	if pending || (p.cfg.PingAfterIdle > 0 && idle >= p.cfg.PingAfterIdle) {
 		if err := s.pg.Ping(pctx); err != nil {
 			return err

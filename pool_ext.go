@@ -64,11 +64,15 @@ type Stats struct {
 	MaxConnections  int
 	IdleConnections int
 	WaitingTasks    int
-	// OpenConnections is idle plus in use; InUse are checked out (including
-	// those database/sql keeps idle); Opening are being dialled; Deficit is
-	// how many the pool is short of MaxConnections after failures.
+	// OpenConnections is idle plus in use; InUse are checked out (by a
+	// statement, a transaction, a *sql.Conn, a Checkout, or a recovery);
+	// Recovering, of those, are being cleaned up after a cancelled
+	// statement and go back to the pool by themselves; Opening are being
+	// dialled; Deficit is how many the pool is short of MaxConnections after
+	// failures.
 	OpenConnections int
 	InUse           int
+	Recovering      int
 	Opening         int
 	Deficit         int
 
@@ -111,6 +115,7 @@ func (x *Pool) Stats() Stats {
 		WaitingTasks:      ps.Waiting,
 		OpenConnections:   ps.Total,
 		InUse:             ps.InUse,
+		Recovering:        int(x.p.stats.recovering.Load()),
 		Opening:           ps.Opening,
 		Deficit:           ps.Deficit,
 		Acquires:          ps.Acquires,
@@ -390,7 +395,7 @@ func (c *Conn) Transaction(ctx context.Context, fn func(*Conn) error) error {
 		if !ok {
 			rctx, cancel := c.c.s.rollbackCtx()
 			defer cancel()
-			_, _ = c.c.s.pg.Exec(rctx, "ROLLBACK TO SAVEPOINT "+name).ReadAll()
+			_, _ = c.c.execSimple(rctx, "ROLLBACK TO SAVEPOINT "+name)
 		}
 	}()
 	if err := fn(c); err != nil {

@@ -26,7 +26,11 @@ type session struct {
 	tm *pgtype.Map
 
 	cancel *cancelHandler
-	stmts  stmtCache
+	framer *framer
+	// recovery is set while the session recovers from a cancel request
+	// (see cancel.go); only the holder reads and writes the field.
+	recovery *recovery
+	stmts    stmtCache
 	// peeker and grace serve the pool's checkout check (poolState.check).
 	peeker *peeker
 	grace  graceCtx
@@ -113,12 +117,15 @@ func (c *stmtCache) nextName() string {
 	return c.prefix + strconv.FormatUint(c.seq, 10)
 }
 
-func newSession(p *poolState, pg *pgconn.PgConn, h *cancelHandler) *session {
+func newSession(p *poolState, pg *pgconn.PgConn, h *cancelHandler, f *framer) *session {
+	f.pg = pg
+	h.f = f
 	s := &session{
 		pg:     pg,
 		p:      p,
 		tm:     pgtype.NewMap(),
 		cancel: h,
+		framer: f,
 		peeker: newPeeker(pg.Conn()),
 		stmts:  stmtCache{capacity: p.cfg.StatementCacheCapacity, prefix: "pgpurepy_" + strconv.FormatUint(rand.Uint64(), 36) + "_"},
 	}
@@ -185,7 +192,9 @@ func (s *session) forget(ctx context.Context, sql string) {
 		return
 	}
 	s.stmts.remove(sql)
-	if d.sd.Name != "" && s.pg.TxStatus() == 'I' {
+	// During a recovery the connection is not ours to use; the statement
+	// stays prepared on the server under a name nothing will use again.
+	if d.sd.Name != "" && s.recovery == nil && s.pg.TxStatus() == 'I' {
 		_ = s.pg.Deallocate(ctx, d.sd.Name)
 	}
 }
@@ -193,7 +202,7 @@ func (s *session) forget(ctx context.Context, sql string) {
 // execParams starts an extended-protocol statement. The returned reader must
 // be closed and its error passed through finish.
 func (s *session) execParams(ctx context.Context, sql string, args []driver.NamedValue) (*pgconn.ResultReader, *stmtDesc, error) {
-	if err := s.usable(); err != nil {
+	if err := s.ready(ctx); err != nil {
 		return nil, nil, err
 	}
 	if err := s.sync(); err != nil {
@@ -313,7 +322,7 @@ func (s *session) typeName(oid uint32) string {
 // execSimple runs sql, which may hold several statements, with the simple
 // query protocol.
 func (s *session) execSimple(ctx context.Context, sql string) (*pgconn.MultiResultReader, error) {
-	if err := s.usable(); err != nil {
+	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.sync(); err != nil {
@@ -333,14 +342,23 @@ func (s *session) usable() error {
 	return nil
 }
 
-// finish runs after every statement: it settles a cancellation that happened
-// during it and turns err into what the caller should see.
+// finish runs after every statement and turns err into what the caller
+// should see. After a cancel request it hands the session to a recovery
+// (see cancel.go), and returns without waiting for it.
 func (s *session) finish(ctx context.Context, err error) error {
 	if s.cancel.fired.Load() {
-		s.settleCancel(err)
+		defer s.startRecovery(err)
 	}
 	if err == nil {
 		return nil
+	}
+	ctxErr := ctx.Err()
+	if s.framer.owed > 0 {
+		// The framer made the error up: what the server says comes later.
+		if ctxErr != nil {
+			return fmt.Errorf("pgpurepy: %w: the server was asked to cancel the statement", ctxErr)
+		}
+		return err
 	}
 	if s.pg.IsClosed() && s.broken == nil {
 		s.broken = err
@@ -350,7 +368,7 @@ func (s *session) finish(ctx context.Context, err error) error {
 		// the error for this caller, replace the connection for the next.
 		s.broken = err
 	}
-	if ctxErr := ctx.Err(); ctxErr != nil && (isCode(err, "57014") || pgconn.Timeout(err) || errors.Is(err, ctxErr)) {
+	if ctxErr != nil && (isCode(err, "57014") || pgconn.Timeout(err) || errors.Is(err, ctxErr)) {
 		if errors.Is(err, ctxErr) {
 			return fmt.Errorf("pgpurepy: %w", err)
 		}
@@ -364,32 +382,6 @@ func (s *session) finish(ctx context.Context, err error) error {
 		return err
 	}
 	return fmt.Errorf("pgpurepy: %w", err)
-}
-
-// settleCancel makes sure no cancel request sent during the last statement
-// can hit the next one. The cancel request has completed when the server
-// closed its socket (pgconn waits for that before the statement returns). If
-// the statement ended with 57014 the request was spent on it; otherwise the
-// signal may still be pending in the backend, and one empty round trip
-// absorbs it.
-func (s *session) settleCancel(stmtErr error) {
-	s.cancel.fired.Store(false)
-	if s.pg.IsClosed() {
-		s.p.stats.cancelsLost.Add(1)
-		return
-	}
-	if !isCode(stmtErr, "57014") {
-		ctx, cancel := context.WithTimeout(context.Background(), s.p.cfg.CancelGrace)
-		defer cancel()
-		_, err := s.pg.Exec(ctx, ";").ReadAll()
-		if err != nil && !isCode(err, "57014") {
-			s.broken = err
-			s.p.stats.cancelsLost.Add(1)
-			return
-		}
-		s.cancel.fired.Store(false)
-	}
-	s.p.stats.cancelsKept.Add(1)
 }
 
 func isCode(err error, code string) bool {
@@ -417,9 +409,11 @@ func isStaleStatement(err error) bool {
 	return false
 }
 
-// healthy reports whether the session may run another statement.
+// healthy reports whether the session may run another statement. During a
+// recovery it says yes: the recovery decides, and replaces the session if
+// it must.
 func (s *session) healthy() bool {
-	return s.broken == nil && !s.pg.IsClosed()
+	return s.recovery != nil || (s.broken == nil && !s.pg.IsClosed())
 }
 
 // rollbackCtx returns a context for cleanup that must run even though the

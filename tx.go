@@ -33,14 +33,16 @@ func (t *tx) commit(ctx context.Context) error {
 
 // Rollback rolls back with a context of its own, bounded by the cancel
 // grace, because database/sql calls it after the transaction's context
-// ended. A connection that cannot roll back is reported bad and replaced.
+// ended; after a cancelled statement it first waits, within the same bound,
+// for the connection to recover. A connection that cannot roll back is
+// reported bad and replaced.
 func (t *tx) Rollback() error {
 	s := t.c.s
-	if err := s.usable(); err != nil {
-		return err
-	}
 	ctx, cancel := s.rollbackCtx()
 	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
 	_, err := s.pg.Exec(ctx, "ROLLBACK").ReadAll()
 	if err := t.c.done(ctx, err); err != nil {
 		if !t.c.IsValid() {

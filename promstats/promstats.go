@@ -62,7 +62,7 @@ var knownCloseReasons = []string{"broken", "unhealthy", "lifetime", "idle_time",
 type Collector struct {
 	stats func() pgpurepy.Stats
 
-	maxConns, openConns, idleConns, inUseConns, waiting *prometheus.Desc
+	maxConns, openConns, idleConns, inUseConns, recovering, waiting *prometheus.Desc
 
 	acquires, waitedAcquires, waitSeconds, canceledAcquires *prometheus.Desc
 	opened, connectFailures, closed                         *prometheus.Desc
@@ -117,7 +117,8 @@ func newCollector(stats func() pgpurepy.Stats, opts ...Option) *Collector {
 		maxConns:   d("pgpurepy_pool_max_connections", "Number of connections the pool keeps open (connection_count)."),
 		openConns:  d("pgpurepy_pool_open_connections", "Number of open connections, idle plus in use."),
 		idleConns:  d("pgpurepy_pool_idle_connections", "Number of open connections not checked out."),
-		inUseConns: d("pgpurepy_pool_in_use_connections", "Number of connections checked out, including those database/sql keeps in its own idle list."),
+		inUseConns: d("pgpurepy_pool_in_use_connections", "Number of connections checked out: by a statement, a transaction, a *sql.Conn, a Checkout, or a recovery after a cancel."),
+		recovering: d("pgpurepy_pool_recovering_connections", "Number of checked-out connections being cleaned up after a cancelled statement; they return to the pool by themselves."),
 		waiting:    d("pgpurepy_pool_waiting_tasks", "Number of callers waiting for a connection."),
 
 		acquires:         d("pgpurepy_pool_acquires_total", "Total number of connection checkouts."),
@@ -136,7 +137,7 @@ func newCollector(stats func() pgpurepy.Stats, opts ...Option) *Collector {
 // Describe sends the descriptors of all the Collector's metrics.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.maxConns, c.openConns, c.idleConns, c.inUseConns, c.waiting,
+		c.maxConns, c.openConns, c.idleConns, c.inUseConns, c.recovering, c.waiting,
 		c.acquires, c.waitedAcquires, c.waitSeconds, c.canceledAcquires,
 		c.opened, c.connectFailures, c.closed,
 		c.cancelsSent, c.cancelsKept, c.cancelsLost,
@@ -158,6 +159,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.openConns, s.OpenConnections)
 	gauge(c.idleConns, s.IdleConnections)
 	gauge(c.inUseConns, s.InUse)
+	gauge(c.recovering, s.Recovering)
 	gauge(c.waiting, s.WaitingTasks)
 
 	counter(c.acquires, float64(s.Acquires))

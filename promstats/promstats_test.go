@@ -86,11 +86,18 @@ func TestCollectorRealPool(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("pg_sleep with a timeout: %v", err)
 	}
+	// The connection goes back to the pool once the cancel has settled,
+	// in the background.
+	for deadline := time.Now().Add(10 * time.Second); ext.Stats().InUse != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("connection not back after the cancel: %+v", ext.Stats())
+		}
+	}
 
 	c := NewCollector(ext)
-	// 14 unlabelled series and one per close reason.
-	if n := testutil.CollectAndCount(c); n < 14+len(knownCloseReasons) {
-		t.Errorf("CollectAndCount = %d, want at least %d", n, 14+len(knownCloseReasons))
+	// 15 unlabelled series and one per close reason.
+	if n := testutil.CollectAndCount(c); n < 15+len(knownCloseReasons) {
+		t.Errorf("CollectAndCount = %d, want at least %d", n, 15+len(knownCloseReasons))
 	}
 	problems, err := testutil.CollectAndLint(c)
 	if err != nil {
@@ -103,9 +110,10 @@ func TestCollectorRealPool(t *testing.T) {
 	got := gather(t, c)
 	st := ext.Stats()
 	for name, want := range map[string]float64{
-		"pgpurepy_pool_max_connections":    3,
-		"pgpurepy_pool_waiting_tasks":      0,
-		"pgpurepy_pool_in_use_connections": 0,
+		"pgpurepy_pool_max_connections":        3,
+		"pgpurepy_pool_waiting_tasks":          0,
+		"pgpurepy_pool_in_use_connections":     0,
+		"pgpurepy_pool_recovering_connections": 0,
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)
@@ -204,7 +212,7 @@ func TestCollectorExposition(t *testing.T) {
 	c := newCollector(func() pgpurepy.Stats {
 		calls.Add(1)
 		return pgpurepy.Stats{
-			MaxConnections: 5, IdleConnections: 2, WaitingTasks: 1, OpenConnections: 5, InUse: 3,
+			MaxConnections: 5, IdleConnections: 2, WaitingTasks: 1, OpenConnections: 5, InUse: 3, Recovering: 1,
 			Acquires: 100, WaitedAcquires: 7, WaitDuration: 1500 * time.Millisecond, CanceledAcquires: 1,
 			ConnectionsOpened: 6, ConnectFailures: 2,
 			ConnectionsClosed: map[string]uint64{"broken": 1, "other_reason": 2},
@@ -246,7 +254,7 @@ pgpurepy_pool_connections_opened_total 6
 # HELP pgpurepy_pool_idle_connections Number of open connections not checked out.
 # TYPE pgpurepy_pool_idle_connections gauge
 pgpurepy_pool_idle_connections 2
-# HELP pgpurepy_pool_in_use_connections Number of connections checked out, including those database/sql keeps in its own idle list.
+# HELP pgpurepy_pool_in_use_connections Number of connections checked out: by a statement, a transaction, a *sql.Conn, a Checkout, or a recovery after a cancel.
 # TYPE pgpurepy_pool_in_use_connections gauge
 pgpurepy_pool_in_use_connections 3
 # HELP pgpurepy_pool_max_connections Number of connections the pool keeps open (connection_count).
@@ -255,6 +263,9 @@ pgpurepy_pool_max_connections 5
 # HELP pgpurepy_pool_open_connections Number of open connections, idle plus in use.
 # TYPE pgpurepy_pool_open_connections gauge
 pgpurepy_pool_open_connections 5
+# HELP pgpurepy_pool_recovering_connections Number of checked-out connections being cleaned up after a cancelled statement; they return to the pool by themselves.
+# TYPE pgpurepy_pool_recovering_connections gauge
+pgpurepy_pool_recovering_connections 1
 # HELP pgpurepy_pool_wait_seconds_total Total time spent waiting for a connection, in seconds.
 # TYPE pgpurepy_pool_wait_seconds_total counter
 pgpurepy_pool_wait_seconds_total 1.5

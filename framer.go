@@ -1,0 +1,289 @@
+package pgpurepy
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// framer sits between pgconn's socket reader and its protocol decoder (it is
+// built by pgconn.Config.BuildFrontend). It hands the decoder whole backend
+// messages only, keeping back the start of a message that arrived in pieces,
+// so whenever it waits on the socket the decoder holds nothing half-read.
+//
+// That is what lets a statement end at its caller's deadline and still keep
+// the connection: after interrupt, a read that would wait on the server
+// returns a made-up ErrorResponse (57014) and ReadyForQuery instead. pgconn
+// ends the statement as it would any failed one and stays usable; the
+// server's real answer, still on its way, is read and dropped by skip before
+// the connection serves again (see session.settleCancel).
+//
+// Read and skip are called by the goroutine that holds the session;
+// interrupt may be called from any goroutine.
+type framer struct {
+	r  io.Reader
+	nc net.Conn
+	// pg is the connection being framed (a *pgconn.PgConn), set once it is
+	// established; Read asks it for the transaction status to put in a
+	// made-up ReadyForQuery.
+	pg interface{ TxStatus() byte }
+
+	// held is what was read from r and not handed out yet; buf backs it.
+	held []byte
+	buf  []byte
+	// rest is how much of a message already partly handed out is still in
+	// held (only a message longer than the decoder's buffer is split).
+	rest int
+	// made is the made-up messages still to hand out.
+	made []byte
+	// owed counts the real ReadyForQuery messages still to come for
+	// statements that were ended with made-up ones.
+	owed int
+
+	interrupted atomic.Bool
+}
+
+// errAbandonedRead is what a read gets while the real end of an abandoned
+// statement has not been skipped: using the connection then would mix two
+// statements' answers, so pgconn closes it instead.
+var errAbandonedRead = errors.New("pgpurepy: read on a connection whose cancelled statement was not drained")
+
+// abandonedMessage is the message of the made-up 57014 error. finish never
+// shows it to a caller whose context ended: that caller gets its context's
+// error.
+const abandonedMessage = "statement abandoned by pgpurepy: the caller stopped waiting and the server was asked to cancel it"
+
+const framerBufSize = 8192
+
+func newFramer(r io.Reader, nc net.Conn) *framer {
+	return &framer{r: r, nc: nc}
+}
+
+// interrupt makes the statement in progress end at the next read that would
+// wait on the server, and wakes a read already waiting.
+func (f *framer) interrupt() {
+	f.interrupted.Store(true)
+	_ = f.nc.SetReadDeadline(time.Now())
+}
+
+// buffered reports whether bytes wait that the decoder has not seen.
+func (f *framer) buffered() bool { return len(f.held) > 0 || len(f.made) > 0 }
+
+// Read hands out whole messages, reading from the socket straight into p
+// when nothing is held.
+func (f *framer) Read(p []byte) (int, error) {
+	if len(f.made) > 0 {
+		n := copy(p, f.made)
+		f.made = f.made[n:]
+		return n, nil
+	}
+	if f.owed > 0 {
+		return 0, errAbandonedRead
+	}
+	for {
+		n, err := f.handOut(p)
+		if n > 0 || err != nil {
+			return n, err
+		}
+		// held holds at most the start of one message: the next byte the
+		// decoder needs would come from the server.
+		if f.interrupted.Load() {
+			f.makeEnd()
+			n := copy(p, f.made)
+			f.made = f.made[n:]
+			return n, nil
+		}
+		if need := f.needed(); need > len(p) {
+			// A message longer than p: gather it whole, then hand it out
+			// in pieces.
+			if err := f.fill(need); err != nil && !f.woken(err) {
+				return 0, err
+			}
+			continue
+		}
+		k := copy(p, f.held)
+		n, err = f.r.Read(p[k:])
+		n += k
+		end, ferr := completeUpTo(p[:n])
+		if ferr != nil {
+			return 0, ferr
+		}
+		f.hold(p[end:n])
+		if end > 0 {
+			// An error with the bytes comes back on the next read.
+			return end, nil
+		}
+		if err != nil && !f.woken(err) {
+			return 0, err
+		}
+	}
+}
+
+// handOut copies from held into p what the decoder may have: the rest of a
+// split message, or as many whole messages as fit.
+func (f *framer) handOut(p []byte) (int, error) {
+	if f.rest > 0 {
+		n := copy(p, f.held[:f.rest])
+		f.rest -= n
+		f.take(n)
+		return n, nil
+	}
+	end, err := completeUpTo(f.held)
+	if err != nil || end == 0 {
+		return 0, err
+	}
+	if end <= len(p) {
+		copy(p, f.held[:end])
+		f.take(end)
+		return end, nil
+	}
+	// Hand out the whole messages that fit; a first message longer than p
+	// goes in pieces.
+	fit := 0
+	for fit < len(p) {
+		l := messageLen(f.held[fit:])
+		if fit+l > len(p) {
+			if fit == 0 {
+				n := copy(p, f.held[:l])
+				f.rest = l - n
+				f.take(n)
+				return n, nil
+			}
+			break
+		}
+		fit += l
+	}
+	copy(p, f.held[:fit])
+	f.take(fit)
+	return fit, nil
+}
+
+// needed is the length of the message whose start is held, or a header's.
+func (f *framer) needed() int {
+	if len(f.held) < 5 {
+		return 5
+	}
+	return messageLen(f.held)
+}
+
+// woken reports whether err is the wake-up of interrupt, after which Read
+// ends the statement instead of failing.
+func (f *framer) woken(err error) bool {
+	var ne net.Error
+	return f.interrupted.Load() && errors.As(err, &ne) && ne.Timeout()
+}
+
+// makeEnd queues the made-up end of the interrupted statement. A statement
+// inside a transaction leaves it failed, as the real cancel does.
+func (f *framer) makeEnd() {
+	status := byte('I')
+	if f.pg.TxStatus() != 'I' {
+		status = 'E'
+	}
+	b, _ := (&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "57014", Message: abandonedMessage}).Encode(nil)
+	b, _ = (&pgproto3.ReadyForQuery{TxStatus: status}).Encode(b)
+	f.made = b
+	f.owed++
+}
+
+// skip reads and drops the real end of every statement ended by makeEnd,
+// through its ReadyForQuery. It reports whether the server ended one with
+// 57014 (the cancel request was spent on it) and the transaction status the
+// server reported last. Its reads are bounded by the socket's deadline.
+func (f *framer) skip() (cancelled bool, status byte, err error) {
+	for f.owed > 0 {
+		if err := f.fill(5); err != nil {
+			return cancelled, status, err
+		}
+		l := messageLen(f.held)
+		if l < 5 {
+			return cancelled, status, fmt.Errorf("pgpurepy: invalid message length %d", l-1)
+		}
+		if err := f.fill(l); err != nil {
+			return cancelled, status, err
+		}
+		switch body := f.held[5:l]; f.held[0] {
+		case 'E':
+			var e pgproto3.ErrorResponse
+			if e.Decode(body) == nil && e.Code == "57014" {
+				cancelled = true
+			}
+		case 'Z':
+			if len(body) == 1 {
+				status = body[0]
+			}
+			f.owed--
+		}
+		f.take(l)
+	}
+	return cancelled, status, nil
+}
+
+// settled ends the interruption once skip has run.
+func (f *framer) settled() { f.interrupted.Store(false) }
+
+// fill reads until held has at least n bytes.
+func (f *framer) fill(n int) error {
+	if cap(f.buf) < n {
+		f.buf = make([]byte, max(n, framerBufSize))
+		f.held = f.buf[:copy(f.buf, f.held)]
+	}
+	for len(f.held) < n {
+		if cap(f.held)-len(f.held) < n-len(f.held) {
+			f.held = f.buf[:copy(f.buf, f.held)]
+		}
+		m, err := f.r.Read(f.held[len(f.held):cap(f.held)])
+		f.held = f.held[:len(f.held)+m]
+		if err != nil && len(f.held) < n {
+			return err
+		}
+	}
+	return nil
+}
+
+// hold keeps b, the start of a message, for the next read.
+func (f *framer) hold(b []byte) {
+	if f.buf == nil {
+		f.buf = make([]byte, framerBufSize)
+	}
+	if len(b) > cap(f.buf) {
+		f.buf = make([]byte, len(b))
+	}
+	f.held = f.buf[:copy(f.buf, b)]
+}
+
+// take drops the first n held bytes.
+func (f *framer) take(n int) {
+	f.held = f.held[n:]
+	if len(f.held) == 0 && f.buf != nil {
+		f.held = f.buf[:0]
+	}
+}
+
+// messageLen is the length of the message b starts with, type byte
+// included; b holds at least its header.
+func messageLen(b []byte) int {
+	return 1 + int(int32(binary.BigEndian.Uint32(b[1:5])))
+}
+
+// completeUpTo returns where the last whole message in b ends.
+func completeUpTo(b []byte) (int, error) {
+	end := 0
+	for len(b)-end >= 5 {
+		l := messageLen(b[end:])
+		if l < 5 {
+			return 0, fmt.Errorf("pgpurepy: invalid message length %d", l-1)
+		}
+		if len(b)-end < l {
+			break
+		}
+		end += l
+	}
+	return end, nil
+}
