@@ -46,7 +46,9 @@ type Config struct {
 	// pings it; zero means checkouts never ping (ping_after_idle).
 	PingAfterIdle time.Duration
 	// CancelGrace bounds how long a cancelled statement may take to stop on the
-	// server before its connection is closed and replaced (cancel_grace).
+	// server before its connection is closed and replaced (cancel_grace). The
+	// caller whose context ended does not wait for it: the statement's call
+	// returns at once, and the connection recovers in the background.
 	CancelGrace time.Duration
 	// MaxCancelDials bounds the cancel requests in flight at once
 	// (max_cancel_dials).

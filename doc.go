@@ -24,9 +24,11 @@
 //
 // # Cancellation
 //
-// When the context of a statement ends while the server runs it, the driver
-// sends a cancel request, lets the server stop the statement and keeps the
-// connection, in transactions too. A late cancel never reaches the next
+// When the context of a statement ends while the server runs it, the call
+// returns the context's error at once and the driver sends a cancel request.
+// In the background it lets the server stop the statement, drains the rest of
+// its answer and keeps the connection, in transactions too; the connection
+// serves again only once that is done. A late cancel never reaches the next
 // statement. A server that does not answer within cancel_grace loses the
 // connection, which is replaced.
 //
