@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -366,4 +367,48 @@ func TestCancelReturnsAtDeadlineWhenServerSilent(t *testing.T) {
 	}
 	_ = db.Close()
 	_ = px.Close()
+}
+
+// TestCancelMultiStatementOpeningTransaction cancels text that opened a
+// transaction before the statement that was cancelled: the driver's view of
+// the transaction status is corrected in the background, and the connection
+// goes back to the pool outside any transaction.
+func TestCancelMultiStatementOpeningTransaction(t *testing.T) {
+	db, dsn := openDB(t, "connection_count=1")
+	x := ext(t, db)
+	pid := backendPID(t, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err := db.ExecContext(ctx, "BEGIN; CREATE TABLE opened_then_cancelled (id int); SELECT pg_sleep(30)")
+	cancel()
+	assertCtxErr(t, err, context.DeadlineExceeded)
+
+	resPoll(t, "connection back in the pool", func() (bool, string) {
+		s := x.Stats()
+		return s.IdleConnections == 1, fmt.Sprintf("%+v", s)
+	})
+	watcher, err := sql.Open("pgpurepy", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	var state string
+	if err := watcher.QueryRow("SELECT state FROM pg_stat_activity WHERE pid = $1", pid).Scan(&state); err != nil {
+		t.Fatal(err)
+	}
+	if state != "idle" {
+		t.Fatalf("idle connection in state %q, want idle (outside any transaction)", state)
+	}
+	var exists bool
+	if err := db.QueryRow("SELECT to_regclass('opened_then_cancelled') IS NOT NULL").Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Fatal("table created in the cancelled transaction exists")
+	}
+	if got := backendPID(t, db); got != pid {
+		t.Fatalf("backend pid changed from %d to %d", pid, got)
+	}
+	if s := x.Stats(); s.CancelsKept != 1 || s.ConnectionsOpened != 1 {
+		t.Fatalf("stats %+v", s)
+	}
 }
