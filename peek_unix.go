@@ -15,11 +15,11 @@ import (
 // FATAL before closing). It is made once per session, so that a checkout's
 // look costs one syscall and no allocation.
 type peeker struct {
-	rc  syscall.RawConn // nil: not a socket, nothing to look at
-	fn  func(fd uintptr)
-	buf [1]byte
-	n   int
-	err error
+	rc    syscall.RawConn // nil: not a socket, nothing to look at
+	fn    func(fd uintptr)
+	buf   [1]byte
+	n     int
+	errno syscall.Errno
 }
 
 func newPeeker(nc net.Conn) *peeker {
@@ -36,9 +36,7 @@ func newPeeker(nc net.Conn) *peeker {
 		return pk
 	}
 	pk.rc = rc
-	pk.fn = func(fd uintptr) {
-		pk.n, _, pk.err = syscall.Recvfrom(int(fd), pk.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	}
+	pk.fn = func(fd uintptr) { pk.n, pk.errno = recvPeek(fd, &pk.buf) }
 	return pk
 }
 
@@ -52,13 +50,13 @@ func (pk *peeker) peek() (pending bool, err error) {
 	if err := pk.rc.Control(pk.fn); err != nil {
 		return false, err
 	}
-	n, rerr := pk.n, pk.err
-	pk.err = nil
+	n, errno := pk.n, pk.errno
+	pk.errno = 0
 	switch {
-	case errors.Is(rerr, syscall.EAGAIN) || errors.Is(rerr, syscall.EWOULDBLOCK):
+	case errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK:
 		return false, nil
-	case rerr != nil:
-		return false, fmt.Errorf("pgpurepy: connection broken: %w", rerr)
+	case errno != 0:
+		return false, fmt.Errorf("pgpurepy: connection broken: %w", errno)
 	case n == 0:
 		return false, errors.New("pgpurepy: connection closed by the server")
 	}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,6 +199,7 @@ func BenchmarkPointSelect(b *testing.B) {
 				cl := openBench(b, d.name, runtime.GOMAXPROCS(0))
 				ctx := context.Background()
 				b.ReportAllocs()
+				b.ResetTimer() // openBench's connecting is not measured
 				b.RunParallel(func(pb *testing.PB) {
 					for i := 0; pb.Next(); i++ {
 						if n, err := cl.point(ctx, i); err != nil || n != i+1 {
@@ -289,4 +292,53 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkPointSelectConc is the point select at the harness's
+// concurrencies with as many server connections as goroutines, for the
+// drivers the targets compare. Besides ns/op it reports the process's CPU
+// time per operation (getrusage): on a machine whose cores the server
+// shares, that is the client's cost, and it is less noisy than throughput;
+// and how many checkouts had to wait in line (a park and a wake-up each).
+func BenchmarkPointSelectConc(b *testing.B) {
+	for _, conc := range []int{8, 64} {
+		for _, name := range []string{"pgpurepy-tuned", "pgpurepy-ext-tuned", "pgx-stdlib-tuned"} {
+			b.Run(fmt.Sprintf("c=%d/%s", conc, name), func(b *testing.B) {
+				cl := openBench(b, name, conc)
+				ctx := context.Background()
+				b.SetParallelism(max(1, conc/runtime.GOMAXPROCS(0)))
+				b.ReportAllocs()
+				waitsBefore := waits(cl)
+				before := takeSnapshot(syscall.RUSAGE_SELF)
+				b.ResetTimer() // neither openBench's connecting nor the snapshot is measured
+				b.RunParallel(func(pb *testing.PB) {
+					for i := 0; pb.Next(); i++ {
+						if n, err := cl.point(ctx, i); err != nil || n != i+1 {
+							b.Error(n, err)
+							return
+						}
+					}
+				})
+				b.StopTimer()
+				after := takeSnapshot(syscall.RUSAGE_SELF)
+				b.ReportMetric(float64(after.cpu-before.cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+				b.ReportMetric(float64(waits(cl)-waitsBefore)/float64(b.N), "waits/op")
+			})
+		}
+	}
+}
+
+// waits counts the checkouts of cl that waited in line: in pgpurepy's pool,
+// or in database/sql's for the other database/sql clients.
+func waits(cl client) int64 {
+	switch c := cl.(type) {
+	case *extClient:
+		return int64(c.x.Stats().WaitedAcquires)
+	case *sqlClient:
+		if c.x != nil {
+			return int64(c.x.Stats().WaitedAcquires)
+		}
+		return c.db.Stats().WaitCount
+	}
+	return 0
 }

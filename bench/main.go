@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,9 @@ type options struct {
 	Chart     string // chart.svg path; "" writes none
 	Quick     bool
 	DSN       string // from PGPUREPY_DSN; "" starts a server
+	// CPUProfile is a pprof CPU profile of the measured cells (not the
+	// server start or the report); run one driver to see its hot path.
+	CPUProfile string
 }
 
 func defaultOptions() options {
@@ -71,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Drivers, "drivers", o.Drivers, "comma-separated drivers: "+strings.Join(allDriverNames(), ","))
 	fs.StringVar(&o.Out, "out", o.Out, "Markdown report path (empty: none)")
 	fs.StringVar(&o.Chart, "chart", o.Chart, "SVG chart path (empty: none)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurements to this file")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 300ms cells, 100ms warm-up, 1 round, c=1,8 (explicit flags still win)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -155,7 +160,18 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (*results, er
 	fmt.Fprintf(stderr, "bench: PostgreSQL %s, %d workloads × %d concurrencies × %d drivers, %s cells, %d round(s)\n",
 		serverVersion, len(p.Workloads), len(p.Conc), len(p.Drivers), p.Duration, p.Rounds)
 
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+	}
 	samples := measure(ctx, p, stderr)
+	pprof.StopCPUProfile()
 	res := &results{
 		Plan:    p,
 		Machine: describeMachine(serverVersion, p.Pgbench, cfg.ConnectionCount),

@@ -11,7 +11,8 @@
 // while calling Config.Open, Config.Close, Config.Check, Config.Keepalive or
 // the fn passed to ForEachIdle (they may do network I/O), nor while blocking
 // on a channel: hand-offs to waiters go through channels with a buffer of one
-// that are sent to at most once, so a send under the lock never blocks.
+// that are sent to at most once per wait, so a send under the lock never
+// blocks.
 //
 // Background goroutines (openers, closers, the maintenance loop) are started
 // only while the lock is held and the pool is not closed, so Close can wait
@@ -146,6 +147,11 @@ type Pool[T any] struct {
 	bgCancel  context.CancelFunc
 	wg        sync.WaitGroup // background goroutines; Add only under mu while !closed
 	closeOnce sync.Once
+	// spare keeps waiters whose Acquire has returned, their channels empty,
+	// for later Acquires that must wait: a pool smaller than its callers'
+	// concurrency waits on nearly every Acquire, and a waiter with its
+	// channel would be two allocations each time.
+	spare sync.Pool
 
 	mu         sync.Mutex // protects following fields
 	closed     bool
@@ -297,12 +303,17 @@ func (p *Pool[T]) waitLocked(ctx context.Context, now time.Time) (*Resource[T], 
 	if p.deficitLocked() > 0 {
 		p.startOpenerLocked()
 	}
-	w := &waiter[T]{ch: make(chan handoff[T], 1), start: now}
+	w, _ := p.spare.Get().(*waiter[T])
+	if w == nil {
+		w = &waiter[T]{ch: make(chan handoff[T], 1)}
+	}
+	w.start = now
 	p.pushWaiterLocked(w)
 	p.mu.Unlock()
 
 	select {
 	case h := <-w.ch:
+		p.spare.Put(w) // sent to at most once, and that was it
 		if h.err != nil {
 			return nil, h.err
 		}
@@ -326,6 +337,7 @@ func (p *Pool[T]) waitLocked(ctx context.Context, now time.Time) (*Resource[T], 
 		closeNow = p.checkinLocked(r, now, now)
 	}
 	p.mu.Unlock()
+	p.spare.Put(w) // out of the queue, and its channel drained if it was sent to
 	if closeNow {
 		p.cfg.Close(r.value)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -781,4 +782,29 @@ func BenchmarkAcquireReleaseParallel(b *testing.B) {
 			r.Release()
 		}
 	})
+}
+
+// BenchmarkAcquireReleaseWaiting has four times as many goroutines as
+// resources, each holding its resource across a yield, so that most
+// Acquires wait in line and are handed a resource by a Release: the path
+// of a pool smaller than its callers' concurrency.
+func BenchmarkAcquireReleaseWaiting(b *testing.B) {
+	p, _ := newTestPool(b, 2, nil)
+	warm(b, p)
+	ctx := context.Background()
+	before := p.Stats().WaitedAcquires
+	b.ReportAllocs()
+	b.SetParallelism(max(1, 4*p.cfg.Size/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r, err := p.Acquire(ctx)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			runtime.Gosched()
+			r.Release()
+		}
+	})
+	b.ReportMetric(float64(p.Stats().WaitedAcquires-before)/float64(b.N), "waits/op")
 }

@@ -11,7 +11,8 @@ type handoff[T any] struct {
 }
 
 // waiter is one Acquire call waiting in line. prev, next and queued are
-// protected by Pool.mu; ch is sent to at most once, under Pool.mu.
+// protected by Pool.mu; ch is sent to at most once per wait, under Pool.mu,
+// and is empty again when the wait ends, so that Pool.spare can reuse it.
 type waiter[T any] struct {
 	ch         chan handoff[T]
 	start      time.Time
