@@ -226,6 +226,13 @@ func (p *poolState) open(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
+// peekAfterIdle is how long a session must have sat idle before a checkout
+// looks at its socket. A session released a moment ago is as good as one
+// handed straight from a release to a waiter, which is never looked at: it
+// was in use, not idle, and the look (a syscall) would cost a tenth of a
+// point select's CPU.
+const peekAfterIdle = time.Millisecond
+
 // check decides at checkout whether an idle session may be handed out. It
 // costs no round trip unless the session sat idle longer than PingAfterIdle
 // or the server sent something while it was idle.
@@ -253,11 +260,14 @@ func (p *poolState) check(ctx context.Context, s *session, idle time.Duration) e
 	if err := s.pg.SyncConn(pctx); err != nil {
 		return err
 	}
-	pending, err := s.peeker.peek()
-	if err != nil {
-		return err
+	pending := s.framer.buffered()
+	if idle >= peekAfterIdle {
+		seen, err := s.peeker.peek()
+		if err != nil {
+			return err
+		}
+		pending = pending || seen
 	}
-	pending = pending || s.framer.buffered()
 	if pending || (p.cfg.PingAfterIdle > 0 && idle >= p.cfg.PingAfterIdle) {
 		if err := s.pg.Ping(pctx); err != nil {
 			return err

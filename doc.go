@@ -16,9 +16,9 @@
 // Pool.WaitingTasks, Pool.Stats) are exact. Callers that find every
 // connection busy wait first come first served, bounded by their context.
 //
-// Before a connection is handed out, the pool looks at its socket without a
-// round trip (a server or proxy that closed it is seen at once) and pings it
-// when it sat idle longer than ping_after_idle. Dead connections are replaced
+// Before a connection that sat idle is handed out, the pool looks at its
+// socket without a round trip (a server or proxy that closed it is seen at
+// once) and pings it when it sat idle longer than ping_after_idle. Dead connections are replaced
 // in the background with backoff; a statement that failed before anything
 // reached the server is retried by database/sql on another connection.
 //
