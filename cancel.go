@@ -50,9 +50,9 @@ type cancelHandler struct {
 	mu sync.Mutex // protects the fields below
 	// sent is closed when the last cancel request has completed.
 	sent chan struct{}
-	// expiry moves the socket deadline to now when the grace runs out,
-	// which is what ends a statement stuck in a write: the framer only
-	// ends reads.
+	// expiry moves the socket deadline to now when the grace runs out: the
+	// last bound on a call whose statement the framer could not end (pgconn
+	// then closes the connection).
 	expiry  *time.Timer
 	expired bool
 }

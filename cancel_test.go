@@ -412,3 +412,57 @@ func TestCancelMultiStatementOpeningTransaction(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestCancelDuringStalledWrite sends an argument larger than the socket
+// buffers to a server that reads nothing (the proxy is paused): the write
+// cannot finish, so the call gives up the connection to return at its
+// deadline, and the pool replaces it once the network is back.
+func TestCancelDuringStalledWrite(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dsn := sqltest.DB(t)
+	px, err := sqltest.NewProxy(net.JoinHostPort(sqltest.Shared(t).Host(), strconv.Itoa(sqltest.Shared(t).Port())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	const grace = time.Minute
+	db, err := sql.Open("pgpurepy", viaProxy(t, dsn, px)+"&connection_count=1&cancel_grace=1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	x := ext(t, db)
+	// Once while the network works: that describes the statement, so that
+	// the stalled call starts with its write, and times the encoding,
+	// which the race detector makes slow, so that the context ends only
+	// once the write has started.
+	big := make([]byte, 16<<20)
+	start := time.Now()
+	var n int
+	if err := db.QueryRow("SELECT length($1::bytea)", big).Scan(&n); err != nil || n != len(big) {
+		t.Fatalf("%d, %v", n, err)
+	}
+	wait := 2*time.Since(start) + 200*time.Millisecond
+
+	px.Pause()
+	ctx, cancel := context.WithCancel(context.Background())
+	timer := time.AfterFunc(wait, cancel)
+	defer timer.Stop()
+	start = time.Now()
+	_, err = db.ExecContext(ctx, "SELECT length($1::bytea)", big)
+	cancel()
+	assertCtxErr(t, err, context.Canceled)
+	if took := time.Since(start); took > wait+grace/2 {
+		t.Fatalf("the call returned after %v: it waited for the write, not for its context", took)
+	}
+	px.Resume()
+
+	if err := db.QueryRow("SELECT length($1::bytea)", []byte("abc")).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("after the stalled write: %d, %v", n, err)
+	}
+	if s := x.Stats(); s.ConnectionsOpened != 2 {
+		t.Fatalf("want the stalled connection replaced, got %+v", s)
+	}
+	_ = db.Close()
+	_ = px.Close()
+}

@@ -198,7 +198,7 @@ func (p *poolState) open(ctx context.Context) (*session, error) {
 		mu.Lock()
 		framers = append(framers, f)
 		mu.Unlock()
-		return pgproto3.NewFrontend(f, w)
+		return pgproto3.NewFrontend(f, f)
 	}
 	pg, err := pgconn.ConnectConfig(ctx, &cc)
 	if err != nil {

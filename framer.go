@@ -12,10 +12,11 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// framer sits between pgconn's socket reader and its protocol decoder (it is
-// built by pgconn.Config.BuildFrontend). It hands the decoder whole backend
-// messages only, keeping back the start of a message that arrived in pieces,
-// so whenever it waits on the socket the decoder holds nothing half-read.
+// framer sits between pgconn's socket and its protocol decoder (it is built
+// by pgconn.Config.BuildFrontend, and the frontend writes through it too). It
+// hands the decoder whole backend messages only, keeping back the start of a
+// message that arrived in pieces, so whenever it waits on the socket the
+// decoder holds nothing half-read.
 //
 // That is what lets a statement end at its caller's deadline and still keep
 // the connection: after interrupt, a read that would wait on the server
@@ -47,6 +48,8 @@ type framer struct {
 	owed int
 
 	interrupted atomic.Bool
+	// writing is set while pgconn writes to the socket through Write.
+	writing atomic.Bool
 }
 
 // errAbandonedRead is what a read gets while the real end of an abandoned
@@ -65,11 +68,37 @@ func newFramer(r io.Reader, nc net.Conn) *framer {
 	return &framer{r: r, nc: nc}
 }
 
+// writeStall is how long a write may go on after its statement was
+// interrupted. A write normally ends in microseconds, into the socket's
+// buffer, and the connection is kept; one that has not ended by then (a
+// statement or arguments larger than the buffers, to a server or network
+// that does not take them) cannot be ended cleanly: it fails, and pgconn
+// closes the connection so that the caller is not held.
+const writeStall = 100 * time.Millisecond
+
 // interrupt makes the statement in progress end at the next read that would
-// wait on the server, and wakes a read already waiting.
+// wait on the server, and wakes a read already waiting; a write in progress
+// gets writeStall to finish.
 func (f *framer) interrupt() {
 	f.interrupted.Store(true)
-	_ = f.nc.SetReadDeadline(time.Now())
+	now := time.Now()
+	_ = f.nc.SetReadDeadline(now)
+	if f.writing.Load() {
+		_ = f.nc.SetWriteDeadline(now.Add(writeStall))
+	}
+}
+
+// Write writes to the socket for pgconn, where interrupt can bound it. Each
+// side sets its flag before it looks at the other's, so that a write that
+// starts as interrupt runs is bounded by one of them. The deadline outlives
+// the write; the recovery that follows every interrupt resets it.
+func (f *framer) Write(b []byte) (int, error) {
+	f.writing.Store(true)
+	defer f.writing.Store(false)
+	if f.interrupted.Load() {
+		_ = f.nc.SetWriteDeadline(time.Now().Add(writeStall))
+	}
+	return f.nc.Write(b)
 }
 
 // buffered reports whether bytes wait that the decoder has not seen.
