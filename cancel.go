@@ -39,8 +39,7 @@ import (
 type cancelHandler struct {
 	pg *pgconn.PgConn
 	p  *poolState
-	// f is the connection's framer, set once the connection is established
-	// (before any statement, so before any HandleCancel).
+	// f is the connection's framer.
 	f *framer
 
 	// fired is set when a cancel request went out for the session's last

@@ -466,3 +466,36 @@ func TestCancelDuringStalledWrite(t *testing.T) {
 	_ = db.Close()
 	_ = px.Close()
 }
+
+// TestCancelWhileValidatingConnection ends a connection attempt's context
+// while pgconn validates the new connection (target_session_attrs): the
+// cancel handler is already the driver's then, and must work.
+func TestCancelWhileValidatingConnection(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dsn := sqltest.DB(t)
+	px, err := sqltest.NewProxy(net.JoinHostPort(sqltest.Shared(t).Host(), strconv.Itoa(sqltest.Shared(t).Port())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	// Each chunk takes a second each way: the startup exchange ends after
+	// about two seconds, the validation query would after four, and the
+	// attempt's context ends after three.
+	px.SetLatency(time.Second)
+	db, err := sql.Open("pgpurepy", viaProxy(t, dsn, px)+"&target_session_attrs=read-write&connect_timeout=3&connection_count=1&cancel_grace=500ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	x := ext(t, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+	defer cancel()
+	if err := db.PingContext(ctx); err == nil {
+		t.Fatal("connected although validation could not finish in time")
+	}
+	if s := x.Stats(); s.CancelsSent == 0 {
+		t.Fatalf("the validation was not cancelled through the driver's handler: %+v", s)
+	}
+	_ = db.Close()
+	_ = px.Close()
+}

@@ -101,11 +101,6 @@ func NewConnectorConfig(cfg *Config) (*Connector, error) {
 		wantsPrimary: wantsWritable(cfg.ConnConfig),
 	}
 	p.life, p.endLife = context.WithCancel(context.Background())
-	cfg.ConnConfig.BuildContextWatcherHandler = func(pg *pgconn.PgConn) ctxwatch.Handler {
-		h := &cancelHandler{pg: pg, p: p}
-		pg.CustomData()[cancelHandlerKey] = h
-		return h
-	}
 	pl, err := pool.New(pool.Config[*session]{
 		Size:              cfg.ConnectionCount,
 		Open:              p.open,
@@ -185,14 +180,15 @@ func (p *poolState) acquire(ctx context.Context) (*session, *pool.Resource[*sess
 
 // open dials one connection.
 func (p *poolState) open(ctx context.Context) (*session, error) {
-	// pgconn builds one frontend per connection attempt (several with
-	// fallback hosts); the framer that goes with the connection is the one
-	// built on its socket.
 	cc := *p.cfg.ConnConfig
 	var (
 		mu      sync.Mutex
 		framers []*framer
 	)
+	// pgconn builds a frontend for each connection attempt (several with
+	// fallback hosts), then, once one is established and before it
+	// validates it (target_session_attrs) with ctx, its context handler.
+	// The handler goes with the framer built on the same socket.
 	cc.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
 		f := newFramer(r, w.(net.Conn))
 		mu.Lock()
@@ -200,23 +196,30 @@ func (p *poolState) open(ctx context.Context) (*session, error) {
 		mu.Unlock()
 		return pgproto3.NewFrontend(f, f)
 	}
+	cc.BuildContextWatcherHandler = func(pg *pgconn.PgConn) ctxwatch.Handler {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range framers {
+			if f.nc == pg.Conn() {
+				f.pg = pg
+				h := &cancelHandler{pg: pg, p: p, f: f}
+				pg.CustomData()[cancelHandlerKey] = h
+				return h
+			}
+		}
+		return &pgconn.DeadlineContextWatcherHandler{Conn: pg.Conn()}
+	}
 	pg, err := pgconn.ConnectConfig(ctx, &cc)
 	if err != nil {
 		p.logWarn("connect failed", "err", err)
 		return nil, fmt.Errorf("pgpurepy: connect: %w", err)
 	}
-	var f *framer
-	for _, b := range framers {
-		if b.nc == pg.Conn() {
-			f = b
-		}
-	}
-	if f == nil {
+	h, ok := pg.CustomData()[cancelHandlerKey].(*cancelHandler)
+	if !ok {
 		_ = pg.Close(ctx)
 		return nil, errors.New("pgpurepy: connect: pgconn did not read through pgpurepy's framer")
 	}
-	h := pg.CustomData()[cancelHandlerKey].(*cancelHandler)
-	s := newSession(p, pg, h, f)
+	s := newSession(p, pg, h)
 	s.generation = p.noteServer(pg)
 	if err := s.sync(); err != nil {
 		s.close()

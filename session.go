@@ -117,15 +117,13 @@ func (c *stmtCache) nextName() string {
 	return c.prefix + strconv.FormatUint(c.seq, 10)
 }
 
-func newSession(p *poolState, pg *pgconn.PgConn, h *cancelHandler, f *framer) *session {
-	f.pg = pg
-	h.f = f
+func newSession(p *poolState, pg *pgconn.PgConn, h *cancelHandler) *session {
 	s := &session{
 		pg:     pg,
 		p:      p,
 		tm:     pgtype.NewMap(),
 		cancel: h,
-		framer: f,
+		framer: h.f,
 		peeker: newPeeker(pg.Conn()),
 		stmts:  stmtCache{capacity: p.cfg.StatementCacheCapacity, prefix: "pgpurepy_" + strconv.FormatUint(rand.Uint64(), 36) + "_"},
 	}
