@@ -58,6 +58,8 @@ type cancelHandler struct {
 
 var _ ctxwatch.Handler = (*cancelHandler)(nil)
 
+// HandleCancel runs when the context of a statement ends: it interrupts the
+// framer and sends a cancel request, without waiting for either.
 func (h *cancelHandler) HandleCancel(context.Context) {
 	h.fired.Store(true)
 	h.f.interrupt()
@@ -78,6 +80,8 @@ func (h *cancelHandler) expire() {
 	_ = h.pg.Conn().SetDeadline(time.Now())
 }
 
+// HandleUnwatchAfterCancel runs when the cancelled statement has returned:
+// the grace timer is no longer needed.
 func (h *cancelHandler) HandleUnwatchAfterCancel() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
