@@ -61,11 +61,19 @@ var _ ctxwatch.Handler = (*cancelHandler)(nil)
 // HandleCancel runs when the context of a statement ends: it interrupts the
 // framer and sends a cancel request, without waiting for either.
 func (h *cancelHandler) HandleCancel(context.Context) {
-	h.fired.Store(true)
-	h.f.interrupt()
+	h.cancel()
 	h.mu.Lock()
 	h.expired = false
 	h.expiry = time.AfterFunc(h.p.cfg.CancelGrace, h.expire)
+	h.mu.Unlock()
+}
+
+// cancel asks the server to cancel the running statement and makes the
+// next read that would wait on the server end it.
+func (h *cancelHandler) cancel() {
+	h.fired.Store(true)
+	h.f.interrupt()
+	h.mu.Lock()
 	h.sent = h.p.startCancel(h.pg)
 	h.mu.Unlock()
 }
@@ -138,14 +146,7 @@ func (p *poolState) sendCancel(pg *pgconn.PgConn) {
 // context cancellation would, on the driver's own initiative (a result
 // closed early): the server is asked to cancel it and the next read ends
 // it.
-func (s *session) cancelStatement() {
-	h := s.cancel
-	h.fired.Store(true)
-	s.framer.interrupt()
-	h.mu.Lock()
-	h.sent = s.p.startCancel(s.pg)
-	h.mu.Unlock()
-}
+func (s *session) cancelStatement() { s.cancel.cancel() }
 
 // recovery is a session's way back after a cancel request: while it runs,
 // the session belongs to its goroutine.

@@ -151,8 +151,7 @@ func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue)
 			return pgconn.CommandTag{}, err
 		}
 		tag, err := rr.Close()
-		if err != nil && attempt == 0 && isStaleStatement(err) && s.pg.TxStatus() == 'I' {
-			s.forget(ctx, query)
+		if s.retryStale(ctx, query, err, attempt) {
 			continue
 		}
 		if err := c.done(ctx, err); err != nil {
@@ -221,14 +220,13 @@ func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue
 			// The statement ended before its first row: read why now, so a
 			// statement whose cached description went stale can be retried.
 			_, err := rr.Close()
-			err = c.done(ctx, err)
-			if err != nil && isStaleStatement(err) {
-				s.forget(ctx, query)
-				if attempt == 0 && s.recovery == nil && s.pg.TxStatus() == 'I' {
-					continue
-				}
+			if s.retryStale(ctx, query, err, attempt) {
+				continue
 			}
-			if err != nil {
+			if err := c.done(ctx, err); err != nil {
+				if isStaleStatement(err) {
+					s.forget(ctx, query)
+				}
 				return nil, err
 			}
 			return &rows{c: c, ctx: ctx, sql: query, finished: true}, nil

@@ -163,34 +163,21 @@ func (f *framer) handOut(p []byte) (int, error) {
 		f.take(n)
 		return n, nil
 	}
-	end, err := completeUpTo(f.held)
-	if err != nil || end == 0 {
+	n, err := completeUpTo(f.held)
+	if err != nil || n == 0 {
 		return 0, err
 	}
-	if end <= len(p) {
-		copy(p, f.held[:end])
-		f.take(end)
-		return end, nil
-	}
-	// Hand out the whole messages that fit; a first message longer than p
-	// goes in pieces.
-	fit := 0
-	for fit < len(p) {
-		l := messageLen(f.held[fit:])
-		if fit+l > len(p) {
-			if fit == 0 {
-				n := copy(p, f.held[:l])
-				f.rest = l - n
-				f.take(n)
-				return n, nil
-			}
-			break
+	if n > len(p) {
+		// The whole messages that fit; a first message longer than p goes
+		// in pieces.
+		if n, _ = completeUpTo(f.held[:len(p)]); n == 0 {
+			n = len(p)
+			f.rest = messageLen(f.held) - n
 		}
-		fit += l
 	}
-	copy(p, f.held[:fit])
-	f.take(fit)
-	return fit, nil
+	copy(p, f.held[:n])
+	f.take(n)
+	return n, nil
 }
 
 // needed is the length of the message whose start is held, or a header's.

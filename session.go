@@ -197,6 +197,18 @@ func (s *session) forget(ctx context.Context, sql string) {
 	}
 }
 
+// retryStale reports whether a statement's first attempt, which ended with
+// err, may run again because its cached description went stale; outside a
+// transaction the failed attempt cost nothing. A cancelled one is not
+// retried. It forgets the description.
+func (s *session) retryStale(ctx context.Context, sql string, err error, attempt int) bool {
+	if err == nil || attempt > 0 || !isStaleStatement(err) || s.cancel.fired.Load() || s.pg.TxStatus() != 'I' {
+		return false
+	}
+	s.forget(ctx, sql)
+	return true
+}
+
 // execParams starts an extended-protocol statement. The returned reader must
 // be closed and its error passed through finish.
 func (s *session) execParams(ctx context.Context, sql string, args []driver.NamedValue) (*pgconn.ResultReader, *stmtDesc, error) {
