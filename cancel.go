@@ -256,6 +256,12 @@ func (s *session) settleCancel(stmtErr error) {
 		}
 		spent = cancelled
 		resync = status != s.pg.TxStatus()
+		if f.leadUnseen {
+			f.leadUnseen = false
+			if status == 'I' && s.broken == nil {
+				s.broken = errBeginCancelled
+			}
+		}
 	}
 	f.settled()
 	if sent := h.requestDone(); sent != nil {

@@ -64,6 +64,9 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
+	if s.carryBegin() {
+		defer s.landBegin()
+	}
 	d, err := s.describe(ctx, query)
 	if err != nil {
 		return nil, c.done(ctx, err)
@@ -110,7 +113,11 @@ func (c *conn) Begin() (driver.Tx, error) {
 }
 
 // BeginTx starts a transaction with the isolation level and access mode of
-// opts.
+// opts. It checks a connection out but sends nothing: the BEGIN goes to the
+// server with the transaction's first statement, in the same round trip
+// (see session.carryBegin), and a transaction that runs no statement costs
+// none. An error of the BEGIN itself, which a healthy server does not
+// give, is therefore the first statement's.
 func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	begin, err := beginSQL(sql.IsolationLevel(opts.Isolation), opts.ReadOnly)
 	if err != nil {
@@ -119,9 +126,10 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err := c.bind(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := c.execSimple(ctx, begin); err != nil {
+	if err := c.s.ready(ctx); err != nil {
 		return nil, err
 	}
+	c.s.begin = begin
 	return &tx{c: c}, nil
 }
 

@@ -32,6 +32,12 @@
 // statement. A server that does not answer within cancel_grace loses the
 // connection, which is replaced.
 //
+// # Transactions
+//
+// Beginning a transaction sends nothing: the BEGIN goes to the server in the
+// same write as the transaction's first statement, which saves a round trip
+// per transaction, and a transaction that runs no statement costs none.
+//
 // # The extension
 //
 // [Ext] returns a [Pool] for any *sql.DB of this driver, also under sqlx or

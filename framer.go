@@ -47,6 +47,26 @@ type framer struct {
 	// statements that were ended with made-up ones.
 	owed int
 
+	// lead, when set, is a transaction's deferred BEGIN (see
+	// session.carryBegin), encoded as Parse, Bind and Execute of the
+	// unnamed statement without a Sync. The next Write sends it in front of
+	// pgconn's messages, in the same write.
+	lead []byte
+	// leading is set from then until the BEGIN's answer (ParseComplete,
+	// BindComplete, CommandComplete) has been taken out of what Read hands
+	// out: pgconn expects its own statement's answer only. leadFailed is
+	// set when the server answered the BEGIN with an error instead; that
+	// error is the statement's, and the server skipped the statement.
+	// leadUnseen is set when an interrupt came before the BEGIN's answer.
+	leading    bool
+	leadFailed bool
+	leadUnseen bool
+	// wbuf joins lead and a write; it is kept only while small.
+	wbuf []byte
+	// leadMsgs is the encoding of the BEGIN text leadSQL.
+	leadSQL  string
+	leadMsgs []byte
+
 	interrupted atomic.Bool
 	// writing is set while pgconn writes to the socket through Write.
 	writing atomic.Bool
@@ -98,7 +118,73 @@ func (f *framer) Write(b []byte) (int, error) {
 	if f.interrupted.Load() {
 		_ = f.nc.SetWriteDeadline(time.Now().Add(writeStall))
 	}
-	return f.nc.Write(b)
+	if f.lead == nil {
+		return f.nc.Write(b)
+	}
+	return f.writeLead(b)
+}
+
+// errLeadSimple guards the deferred BEGIN's one rule: it may only precede
+// extended-protocol messages, which pgconn ends with a Sync. After a simple
+// Query a failed BEGIN would leave the server waiting for that Sync.
+var errLeadSimple = errors.New("pgpurepy: internal error: deferred BEGIN before a simple query")
+
+// setLead makes the BEGIN text sql the lead of the next write. The last
+// text's encoding is kept: a connection's transactions mostly begin alike.
+func (f *framer) setLead(sql string) {
+	if sql != f.leadSQL {
+		b, _ := (&pgproto3.Parse{Query: sql}).Encode(nil)
+		b, _ = (&pgproto3.Bind{}).Encode(b)
+		f.leadMsgs, _ = (&pgproto3.Execute{}).Encode(b)
+		f.leadSQL = sql
+	}
+	f.lead = f.leadMsgs
+}
+
+// writeLead writes the lead and b in one write and starts looking for the
+// BEGIN's answer. It reports what it wrote of b.
+func (f *framer) writeLead(b []byte) (int, error) {
+	switch b[0] {
+	case 'P', 'B', 'D', 'C', 'S', 'H':
+	default:
+		f.lead = nil
+		return 0, errLeadSimple
+	}
+	f.wbuf = append(append(f.wbuf[:0], f.lead...), b...)
+	lead := len(f.lead)
+	f.lead, f.leading, f.leadFailed = nil, true, false
+	n, err := f.nc.Write(f.wbuf)
+	if cap(f.wbuf) > framerBufSize {
+		f.wbuf = nil
+	}
+	return max(0, n-lead), err
+}
+
+// dropLeadAnswer takes the BEGIN's answer out of p, whole messages but for
+// possibly the start of one longer than p, and returns how much is left.
+// Messages that are not the answer (a notice, a parameter status, a
+// notification) stay where they are.
+func (f *framer) dropLeadAnswer(p []byte) int {
+	w := 0
+	for r := 0; r < len(p); {
+		l := min(messageLen(p[r:]), len(p)-r)
+		drop := false
+		if f.leading {
+			switch p[r] {
+			case '1', '2':
+				drop = true
+			case 'C':
+				drop, f.leading = true, false
+			case 'E', 'Z':
+				f.leading, f.leadFailed = false, p[r] == 'E'
+			}
+		}
+		if !drop {
+			w += copy(p[w:], p[r:r+l])
+		}
+		r += l
+	}
+	return w
 }
 
 // buffered reports whether bytes wait that the decoder has not seen.
@@ -116,7 +202,13 @@ func (f *framer) Read(p []byte) (int, error) {
 		return 0, errAbandonedRead
 	}
 	for {
+		piece := f.rest > 0
 		n, err := f.handOut(p)
+		if n > 0 && f.leading && !piece {
+			if n = f.dropLeadAnswer(p[:n]); n == 0 {
+				continue
+			}
+		}
 		if n > 0 || err != nil {
 			return n, err
 		}
@@ -144,6 +236,9 @@ func (f *framer) Read(p []byte) (int, error) {
 			return 0, ferr
 		}
 		f.hold(p[end:n])
+		if end > 0 && f.leading {
+			end = f.dropLeadAnswer(p[:end])
+		}
 		if end > 0 {
 			// An error with the bytes comes back on the next read.
 			return end, nil
@@ -206,6 +301,9 @@ func (f *framer) makeEnd() {
 	b, _ = (&pgproto3.ReadyForQuery{TxStatus: status}).Encode(b)
 	f.made = b
 	f.owed++
+	// skip drops the BEGIN's answer with the rest; whether the BEGIN ran
+	// shows in the status the server reports last.
+	f.leadUnseen, f.leading = f.leading, false
 }
 
 // skip reads and drops the real end of every statement ended by makeEnd,

@@ -3,8 +3,11 @@ package pgpurepy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,5 +181,113 @@ func TestFramerInvalidLength(t *testing.T) {
 	go func() { _, _ = server.Write([]byte{'D', 0, 0, 0, 2, 0, 0}) }()
 	if _, err := fe.Receive(); err == nil {
 		t.Fatal("invalid length accepted")
+	}
+}
+
+// TestFramerCarriesBegin checks the deferred BEGIN: it goes out in the same
+// write as the statement after it, its answer never reaches the decoder
+// whatever the chunking, and a refused BEGIN is noted and passed on as the
+// statement's error.
+func TestFramerCarriesBegin(t *testing.T) {
+	for i := range 50 {
+		refused := i%5 == 4
+		client, server := net.Pipe()
+		f := newFramer(client, client)
+		f.pg = txStatus('I')
+		fe := pgproto3.NewFrontend(f, f)
+
+		f.setLead("BEGIN ISOLATION LEVEL SERIALIZABLE")
+		fe.Send(&pgproto3.Bind{PreparedStatement: "s1"})
+		fe.Send(&pgproto3.Execute{})
+		fe.Send(&pgproto3.Sync{})
+		flushed := make(chan error, 1)
+		go func() { flushed <- fe.Flush() }()
+		buf := make([]byte, 1<<16)
+		n, err := server.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-flushed; err != nil {
+			t.Fatal(err)
+		}
+		be := pgproto3.NewBackend(bytes.NewReader(buf[:n]), nil)
+		var got []string
+		for {
+			m, err := be.Receive()
+			if err != nil {
+				break
+			}
+			if p, ok := m.(*pgproto3.Parse); ok {
+				got = append(got, "Parse "+p.Query)
+				continue
+			}
+			got = append(got, strings.TrimPrefix(fmt.Sprintf("%T", m), "*pgproto3."))
+		}
+		want := []string{"Parse BEGIN ISOLATION LEVEL SERIALIZABLE", "Bind", "Execute", "Bind", "Execute", "Sync"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("one write carried %q, want %q", got, want)
+		}
+
+		var answer []pgproto3.BackendMessage
+		if refused {
+			answer = []pgproto3.BackendMessage{
+				&pgproto3.ErrorResponse{Severity: "ERROR", Code: "42601", Message: "syntax error"},
+				&pgproto3.ReadyForQuery{TxStatus: 'I'},
+			}
+		} else {
+			answer = []pgproto3.BackendMessage{
+				&pgproto3.ParseComplete{}, &pgproto3.BindComplete{},
+				&pgproto3.ParameterStatus{Name: "application_name", Value: "x"},
+				&pgproto3.CommandComplete{CommandTag: []byte("BEGIN")},
+				&pgproto3.BindComplete{},
+				&pgproto3.DataRow{Values: [][]byte{bytes.Repeat([]byte("v"), rand.IntN(20000))}},
+				&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")},
+				&pgproto3.ReadyForQuery{TxStatus: 'T'},
+			}
+		}
+		done := serve(t, server, encodeAll(t, answer...))
+		var seen []string
+		for {
+			m := receive(t, fe)
+			seen = append(seen, strings.TrimPrefix(fmt.Sprintf("%T", m), "*pgproto3."))
+			if cc, ok := m.(*pgproto3.CommandComplete); ok && string(cc.CommandTag) != "SELECT 1" {
+				t.Fatalf("the decoder got the BEGIN's CommandComplete %q", cc.CommandTag)
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		want = []string{"ParameterStatus", "BindComplete", "DataRow", "CommandComplete", "ReadyForQuery"}
+		if refused {
+			want = []string{"ErrorResponse", "ReadyForQuery"}
+		}
+		if !slices.Equal(seen, want) {
+			t.Fatalf("decoder got %q, want %q", seen, want)
+		}
+		if f.leadFailed != refused || f.leading {
+			t.Fatalf("leadFailed %v, leading %v after a refused=%v BEGIN", f.leadFailed, f.leading, refused)
+		}
+		_ = client.Close()
+		_ = server.Close()
+	}
+}
+
+// TestFramerLeadOnlyBeforeExtended checks the guard: a deferred BEGIN in
+// front of a simple query is refused rather than written.
+func TestFramerLeadOnlyBeforeExtended(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	f := newFramer(client, client)
+	f.setLead("BEGIN")
+	b, _ := (&pgproto3.Query{String: "SELECT 1"}).Encode(nil)
+	if _, err := f.Write(b); !errors.Is(err, errLeadSimple) {
+		t.Fatalf("Write of a simple query after a lead: %v, want errLeadSimple", err)
+	}
+	if f.lead != nil || f.leading {
+		t.Fatal("the refused lead is still armed")
 	}
 }

@@ -48,6 +48,10 @@ type session struct {
 	// namedBuf holds the extension's arguments (Conn.namedArgs).
 	namedBuf []driver.NamedValue
 
+	// begin is the BEGIN of the holder's transaction while it has not gone
+	// to the server (see carryBegin).
+	begin string
+
 	// broken is set when the connection must not be used again.
 	broken error
 	// generation is the pool's failover generation when s was opened.
@@ -215,6 +219,9 @@ func (s *session) execParams(ctx context.Context, sql string, args []driver.Name
 	if err := s.ready(ctx); err != nil {
 		return nil, nil, err
 	}
+	if s.carryBegin() {
+		defer s.landBegin()
+	}
 	if err := s.sync(); err != nil {
 		return nil, nil, err
 	}
@@ -335,6 +342,9 @@ func (s *session) execSimple(ctx context.Context, sql string) (*pgconn.MultiResu
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.beginNow(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.sync(); err != nil {
 		return nil, err
 	}
@@ -359,6 +369,7 @@ func (s *session) finish(ctx context.Context, err error) error {
 	if s.cancel.fired.Load() {
 		defer s.startRecovery(err)
 	}
+	s.checkBegin(err)
 	if err == nil {
 		return nil
 	}
@@ -435,6 +446,7 @@ func (s *session) rollbackCtx() (context.Context, context.CancelFunc) {
 // resetTx rolls back a transaction the last holder left open, so that the
 // next holder starts clean; it reports whether the session is still usable.
 func (s *session) resetTx() bool {
+	s.begin = ""
 	if s.broken != nil || s.pg.IsClosed() {
 		return false
 	}

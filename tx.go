@@ -3,6 +3,7 @@ package pgpurepy
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 )
 
@@ -21,6 +22,11 @@ func (t *tx) Commit() error { return t.commit(context.Background()) }
 // commit sends COMMIT bounded by ctx: database/sql's Commit has no context,
 // the extension's CheckoutInTransaction passes the caller's.
 func (t *tx) commit(ctx context.Context) error {
+	if t.c.s.begin != "" {
+		// Nothing reached the server: there is nothing to commit.
+		t.c.s.begin = ""
+		return nil
+	}
 	tag, err := t.c.execSimple(ctx, "COMMIT")
 	if err != nil {
 		return err
@@ -43,6 +49,10 @@ func (t *tx) Rollback() error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
+	if s.begin != "" {
+		s.begin = ""
+		return nil
+	}
 	_, err := s.pg.Exec(ctx, "ROLLBACK").ReadAll()
 	if err := t.c.done(ctx, err); err != nil {
 		if !t.c.IsValid() {
@@ -50,5 +60,73 @@ func (t *tx) Rollback() error {
 		}
 		return err
 	}
+	return nil
+}
+
+// A transaction's BEGIN waits in session.begin until its first statement.
+// An extended-protocol statement carries it: the framer writes the BEGIN
+// (Parse, Bind, Execute, no Sync) in front of the statement's messages, which
+// end with a Sync, so the server runs both in one round trip, and if the
+// BEGIN failed it skips the statement up to the Sync. The framer takes the
+// BEGIN's answer out of what pgconn reads. A simple-protocol statement
+// (text with several statements) sends the BEGIN first, in a round trip of
+// its own, as does every call that is not a statement: none of them may be
+// the first to reach the server with a BEGIN in front.
+
+// carryBegin arms the framer with the pending BEGIN, if there is one, for
+// the calls that follow; landBegin must run after them.
+func (s *session) carryBegin() bool {
+	if s.begin == "" {
+		return false
+	}
+	s.framer.setLead(s.begin)
+	return true
+}
+
+// landBegin ends what carryBegin started: the BEGIN went out with the first
+// write, or, if nothing was written (an argument that did not encode), it
+// stays pending for the next statement.
+func (s *session) landBegin() {
+	if s.framer.lead != nil {
+		s.framer.lead = nil
+		return
+	}
+	s.begin = ""
+}
+
+// errBeginCancelled breaks a session whose transaction's first statement
+// was cancelled before the server had begun the transaction: the holder's
+// later statements must not run outside it.
+var errBeginCancelled = errors.New("pgpurepy: the transaction did not begin: its BEGIN was cancelled with the first statement")
+
+// checkBegin, after every statement, breaks the session when the server
+// refused the BEGIN the statement carried: the statement failed with the
+// BEGIN's error, and the holder's transaction is not open, so nothing more
+// may run as part of it.
+func (s *session) checkBegin(err error) {
+	if !s.framer.leadFailed {
+		return
+	}
+	s.framer.leadFailed = false
+	if s.broken == nil {
+		s.broken = fmt.Errorf("pgpurepy: the transaction did not begin: %w", err)
+	}
+}
+
+// beginNow sends a pending BEGIN in a round trip of its own.
+func (s *session) beginNow(ctx context.Context) error {
+	if s.begin == "" {
+		return nil
+	}
+	_, err := s.pg.Exec(ctx, s.begin).ReadAll()
+	if err != nil {
+		// Cancelled, it stays pending: sent again, it would at worst meet
+		// the one that did run, which the server answers with a warning.
+		if ctx.Err() == nil && s.broken == nil {
+			s.broken = fmt.Errorf("pgpurepy: the transaction did not begin: %w", err)
+		}
+		return s.finish(ctx, err)
+	}
+	s.begin = ""
 	return nil
 }
