@@ -70,8 +70,9 @@ func (t *tx) Rollback() error {
 // BEGIN failed it skips the statement up to the Sync. The framer takes the
 // BEGIN's answer out of what pgconn reads. A simple-protocol statement
 // (text with several statements) sends the BEGIN first, in a round trip of
-// its own, as does every call that is not a statement: none of them may be
-// the first to reach the server with a BEGIN in front.
+// its own: after a simple Query a failed BEGIN would leave the server
+// waiting for a Sync. A Ping is not part of the transaction and goes
+// without it.
 
 // carryBegin arms the framer with the pending BEGIN, if there is one, for
 // the calls that follow; landBegin must run after them.
@@ -85,7 +86,9 @@ func (s *session) carryBegin() bool {
 
 // landBegin ends what carryBegin started: the BEGIN went out with the first
 // write, or, if nothing was written (an argument that did not encode), it
-// stays pending for the next statement.
+// stays pending for the next statement. A refusal of the BEGIN is acted on
+// by finish, which every failed call passes through before the holder can
+// send anything else.
 func (s *session) landBegin() {
 	if s.framer.lead != nil {
 		s.framer.lead = nil

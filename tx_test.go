@@ -154,30 +154,42 @@ func TestTxBeginRefused(t *testing.T) {
 	x := ext(t, db)
 	mustExec(t, db, "CREATE TABLE refused (id int)")
 	ctx := context.Background()
-	err := x.Checkout(ctx, func(cn *Conn) error {
-		dtx, err := cn.c.BeginTx(ctx, driver.TxOptions{})
+	// The BEGIN is carried by the description of a new statement, then by
+	// the execution of one described already.
+	for i, described := range []bool{false, true} {
+		err := x.Checkout(ctx, func(cn *Conn) error {
+			if described {
+				if _, err := cn.Execute(ctx, "INSERT INTO refused VALUES ($1)", 0); err != nil {
+					return err
+				}
+				if _, err := cn.Execute(ctx, "DELETE FROM refused"); err != nil {
+					return err
+				}
+			}
+			dtx, err := cn.c.BeginTx(ctx, driver.TxOptions{})
+			if err != nil {
+				return err
+			}
+			cn.c.s.begin = "BEGIN ISOLATION LEVEL NONSENSE"
+			if _, err := cn.Execute(ctx, "INSERT INTO refused VALUES ($1)", 1); !isCode(err, "42601") {
+				t.Errorf("described %v: statement carrying the refused BEGIN: %v, want SQLSTATE 42601", described, err)
+			}
+			if _, err := cn.Execute(ctx, "INSERT INTO refused VALUES ($1)", 2); err == nil || !strings.Contains(err.Error(), "did not begin") {
+				t.Errorf("described %v: next statement: %v, want an error saying the transaction did not begin", described, err)
+			}
+			_ = dtx.Rollback()
+			return nil
+		})
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		cn.c.s.begin = "BEGIN ISOLATION LEVEL NONSENSE"
-		if _, err := cn.Execute(ctx, "INSERT INTO refused VALUES (1)"); !isCode(err, "42601") {
-			t.Errorf("statement carrying the refused BEGIN: %v, want SQLSTATE 42601", err)
+		var n int
+		if err := db.QueryRow("SELECT count(*) FROM refused").Scan(&n); err != nil || n != 0 {
+			t.Fatalf("described %v: %d rows, %v: a statement ran outside the transaction", described, n, err)
 		}
-		if _, err := cn.Execute(ctx, "INSERT INTO refused VALUES (2)"); err == nil || !strings.Contains(err.Error(), "did not begin") {
-			t.Errorf("next statement: %v, want an error saying the transaction did not begin", err)
+		if s := x.Stats(); s.ConnectionsClosed["broken"] != uint64(i+1) {
+			t.Fatalf("described %v: the connection was not replaced: %+v", described, s)
 		}
-		_ = dtx.Rollback()
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := db.QueryRow("SELECT count(*) FROM refused").Scan(&n); err != nil || n != 0 {
-		t.Fatalf("%d rows, %v: a statement ran outside the transaction", n, err)
-	}
-	if s := x.Stats(); s.ConnectionsClosed["broken"] == 0 {
-		t.Fatalf("the connection was not replaced: %+v", s)
 	}
 }
 
