@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -217,4 +218,38 @@ func TestTxCancelledFirstStatement(t *testing.T) {
 	if s := x.Stats(); s.ConnectionsOpened != 1 || s.CancelsKept != 1 {
 		t.Fatalf("opened %d, cancels kept %d; want 1 and 1", s.ConnectionsOpened, s.CancelsKept)
 	}
+}
+
+// TestTxCancelStress cancels the statement that carries the BEGIN at random
+// moments, then rolls back. No row may survive: a BEGIN lost while its
+// statement ran would leave that statement committed on its own.
+func TestTxCancelStress(t *testing.T) {
+	db, _ := openDB(t, "connection_count=1")
+	x := ext(t, db)
+	mustExec(t, db, "CREATE TABLE stressed (id int)")
+	const iterations = 500
+	for i := range iterations {
+		tx, err := db.BeginTx(context.Background(), nil)
+		if err != nil {
+			t.Fatalf("iteration %d: BeginTx: %v", i, err)
+		}
+		d := time.Duration(rand.IntN(1500)) * time.Microsecond
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		_, _ = tx.ExecContext(ctx, "INSERT INTO stressed SELECT $1 FROM pg_sleep(0.001 * $2)", i, rand.IntN(3))
+		cancel()
+		if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+			t.Fatalf("iteration %d: Rollback: %v", i, err)
+		}
+		var got int
+		if err := db.QueryRow("SELECT $1::int", i).Scan(&got); err != nil || got != i {
+			t.Fatalf("iteration %d: statement after the rollback: %d, %v", i, got, err)
+		}
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM stressed").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows survived their rollback (%v)", n, err)
+	}
+	s := x.Stats()
+	t.Logf("%d transactions: %d cancels sent, %d kept, %d lost, %d connections opened",
+		iterations, s.CancelsSent, s.CancelsKept, s.CancelsLost, s.ConnectionsOpened)
 }
