@@ -19,7 +19,9 @@ import (
 // end at its context instead.
 func TestTxEmptySendsNothing(t *testing.T) {
 	px := resProxy(t)
-	db, x := resOpen(t, viaProxy(t, sqltest.DB(t), px)+"&connection_count=1")
+	// ping_after_idle=0: a slow machine must not turn the checkout into a
+	// round trip.
+	db, x := resOpen(t, viaProxy(t, sqltest.DB(t), px)+"&connection_count=1&ping_after_idle=0")
 	dbsqlCheckWorks(t, db)
 	px.Pause()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -123,6 +123,10 @@ type sqlClient struct {
 	db      *sql.DB
 	openedF func() uint64
 	x       *pgpurepy.Pool // pgpurepy's pool under db; nil for the others
+	// warm is how many connections settle opens ahead of the timed part
+	// for a tuned peer (its SetMaxOpenConns), which opens them only on
+	// demand; 0 with database/sql's defaults, which keep two at most.
+	warm int
 }
 
 func (c *sqlClient) point(ctx context.Context, x int) (int, error) {
@@ -185,11 +189,41 @@ func pgpurepyCounters(x *pgpurepy.Pool) (uint64, uint64, bool) {
 func (c *sqlClient) settle(ctx context.Context) {
 	if c.x != nil {
 		settlePool(ctx, c.x)
+		return
+	}
+	openAhead(ctx, c.warm, func(ctx context.Context) (func(), error) {
+		cn, err := c.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return func() { _ = cn.Close() }, nil
+	})
+}
+
+// openAhead checks n connections out together and gives them back, so that
+// a pool that dials on demand holds n when the timed part starts, as
+// pgpurepy's pools do after settlePool: a warm-up at c=64 can end before a
+// pool has dialled them all, and the dialling would then be measured.
+func openAhead(ctx context.Context, n int, checkout func(context.Context) (release func(), err error)) {
+	releases := make([]func(), 0, n)
+	for range n {
+		release, err := checkout(ctx)
+		if err != nil {
+			break
+		}
+		releases = append(releases, release)
+	}
+	for _, release := range releases {
+		release()
 	}
 }
 
-// settlePool waits until x holds all its connections and dials none.
+// settlePool waits until x holds all its connections and dials none. A
+// pool dials nothing before its first use, so one statement starts it.
 func settlePool(ctx context.Context, x *pgpurepy.Pool) {
+	if x.Stats().Acquires == 0 {
+		_, _ = x.Execute(ctx, "SELECT 1")
+	}
 	for ctx.Err() == nil {
 		st := x.Stats()
 		if st.Opening == 0 && st.OpenConnections >= st.MaxConnections {
@@ -232,7 +266,7 @@ func openPgxStdlib(dsn string, conc int) (client, error) {
 	cc := &countingConnector{Connector: stdlib.GetConnector(*cfg)}
 	db := sql.OpenDB(cc)
 	tune(db, conc)
-	return &sqlClient{db: db, openedF: cc.n.Load}, nil
+	return &sqlClient{db: db, openedF: cc.n.Load, warm: conc}, nil
 }
 
 func openPq(dsn string, conc int) (client, error) {
@@ -243,7 +277,7 @@ func openPq(dsn string, conc int) (client, error) {
 	cc := &countingConnector{Connector: pc}
 	db := sql.OpenDB(cc)
 	tune(db, conc)
-	return &sqlClient{db: db, openedF: cc.n.Load}, nil
+	return &sqlClient{db: db, openedF: cc.n.Load, warm: conc}, nil
 }
 
 // pgpurepyOpened counts through the pool's own statistics: database/sql's
@@ -451,9 +485,18 @@ func (c *pgxpoolClient) sleep(ctx context.Context) error {
 }
 
 func (c *pgxpoolClient) opened() uint64                       { return uint64(c.p.Stat().NewConnsCount()) }
-func (c *pgxpoolClient) settle(context.Context)               {}
 func (c *pgxpoolClient) poolCounters() (uint64, uint64, bool) { return 0, 0, false }
 func (c *pgxpoolClient) close() error                         { c.p.Close(); return nil }
+
+func (c *pgxpoolClient) settle(ctx context.Context) {
+	openAhead(ctx, int(c.p.Config().MaxConns), func(ctx context.Context) (func(), error) {
+		cn, err := c.p.Acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return cn.Release, nil
+	})
+}
 
 // findDriver returns the spec called name.
 func findDriver(name string) (driverSpec, error) {

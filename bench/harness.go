@@ -173,14 +173,21 @@ func runCell(spec driverSpec, dsn, w string, conc int, warmup, d time.Duration) 
 			stuck, conc, stuckGrace, phase)
 		return s
 	}
+	// Settling before the warm-up too lets the warm-up run on every
+	// connection the timed part will use, so that none starts cold there
+	// (statements not prepared, the backend's caches empty).
+	settle := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), settleLimit)
+		cl.settle(sctx)
+		cancel()
+	}
+	settle()
 	if warmup > 0 {
 		if _, stuck := runWorkers(cl, w, conc, warmup, nil, nil); stuck > 0 {
 			return hung("warm-up", stuck)
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), settleLimit)
-	cl.settle(sctx)
-	cancel()
+	settle()
 	// Collect the garbage of the warm-up and of earlier cells now, not
 	// during the timed part.
 	runtime.GC()
