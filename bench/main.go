@@ -52,7 +52,7 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		Duration:  500 * time.Millisecond,
+		Duration:  400 * time.Millisecond,
 		Warmup:    100 * time.Millisecond,
 		Rounds:    3,
 		Conc:      "1,8,64",

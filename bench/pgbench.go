@@ -51,8 +51,8 @@ func isExecutable(p string) bool {
 }
 
 // pgbenchConnectAllowance is the seconds added to pgbench's -T for
-// connecting, plus one per 16 clients.
-const pgbenchConnectAllowance = 2
+// connecting, plus one per 32 clients.
+const pgbenchConnectAllowance = 1
 
 var (
 	reTPS       = regexp.MustCompile(`(?m)^tps = ([0-9.]+)`)
@@ -85,7 +85,7 @@ func runPgbench(bin, dsn string, conc int, d time.Duration) sample {
 		return s
 	}
 	_ = f.Close()
-	secs := max(1, int(math.Ceil(d.Seconds()))) + pgbenchConnectAllowance + conc/16
+	secs := max(1, int(math.Ceil(d.Seconds()))) + pgbenchConnectAllowance + conc/32
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second+time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-n", "-M", "prepared", "-f", f.Name(),
