@@ -162,10 +162,7 @@ func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue)
 		if s.retryStale(ctx, query, err, attempt) {
 			continue
 		}
-		if err := c.done(ctx, err); err != nil {
-			if isStaleStatement(err) {
-				s.forget(ctx, query)
-			}
+		if err := c.doneWith(ctx, query, err); err != nil {
 			return pgconn.CommandTag{}, err
 		}
 		return tag, nil
@@ -231,10 +228,7 @@ func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue
 			if s.retryStale(ctx, query, err, attempt) {
 				continue
 			}
-			if err := c.done(ctx, err); err != nil {
-				if isStaleStatement(err) {
-					s.forget(ctx, query)
-				}
+			if err := c.doneWith(ctx, query, err); err != nil {
 				return nil, err
 			}
 			return &rows{c: c, ctx: ctx, sql: query, finished: true}, nil
@@ -331,6 +325,17 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 // done finishes a statement: settles a cancellation and shapes the error.
 func (c *conn) done(ctx context.Context, err error) error {
 	return c.s.finish(ctx, err)
+}
+
+// doneWith is done for the statement sql: when the server says its cached
+// description went stale, the description is forgotten, so that the next
+// execution describes it again.
+func (c *conn) doneWith(ctx context.Context, sql string, err error) error {
+	err = c.done(ctx, err)
+	if err != nil && isStaleStatement(err) {
+		c.s.forget(ctx, sql)
+	}
+	return err
 }
 
 type result int64

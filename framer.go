@@ -190,25 +190,33 @@ func (f *framer) dropLeadAnswer(p []byte) int {
 // buffered reports whether bytes wait that the decoder has not seen.
 func (f *framer) buffered() bool { return len(f.held) > 0 || len(f.made) > 0 }
 
-// Read hands out whole messages, reading from the socket straight into p
-// when nothing is held.
+// Read hands out whole messages, without the answer to a deferred BEGIN.
 func (f *framer) Read(p []byte) (int, error) {
-	if len(f.made) > 0 {
-		n := copy(p, f.made)
-		f.made = f.made[n:]
-		return n, nil
-	}
-	if f.owed > 0 {
-		return 0, errAbandonedRead
-	}
 	for {
 		piece := f.rest > 0
-		n, err := f.handOut(p)
+		n, err := f.read(p)
 		if n > 0 && f.leading && !piece {
 			if n = f.dropLeadAnswer(p[:n]); n == 0 {
 				continue
 			}
 		}
+		return n, err
+	}
+}
+
+// read hands out whole messages, reading from the socket straight into p
+// when nothing is held.
+func (f *framer) read(p []byte) (int, error) {
+	if f.owed > 0 && len(f.made) == 0 {
+		return 0, errAbandonedRead
+	}
+	for {
+		if len(f.made) > 0 {
+			n := copy(p, f.made)
+			f.made = f.made[n:]
+			return n, nil
+		}
+		n, err := f.handOut(p)
 		if n > 0 || err != nil {
 			return n, err
 		}
@@ -216,9 +224,7 @@ func (f *framer) Read(p []byte) (int, error) {
 		// decoder needs would come from the server.
 		if f.interrupted.Load() {
 			f.makeEnd()
-			n := copy(p, f.made)
-			f.made = f.made[n:]
-			return n, nil
+			continue
 		}
 		if need := f.needed(); need > len(p) {
 			// A message longer than p: gather it whole, then hand it out
@@ -236,9 +242,6 @@ func (f *framer) Read(p []byte) (int, error) {
 			return 0, ferr
 		}
 		f.hold(p[end:n])
-		if end > 0 && f.leading {
-			end = f.dropLeadAnswer(p[:end])
-		}
 		if end > 0 {
 			// An error with the bytes comes back on the next read.
 			return end, nil

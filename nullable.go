@@ -2,6 +2,7 @@ package pgpurepy
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,20 +35,11 @@ func (n *nullability) unknownTables(fields []pgconn.FieldDescription) []uint32 {
 		if _, ok := n.tables[f.TableOID]; ok {
 			continue
 		}
-		if !containsOID(out, f.TableOID) {
+		if !slices.Contains(out, f.TableOID) {
 			out = append(out, f.TableOID)
 		}
 	}
 	return out
-}
-
-func containsOID(s []uint32, v uint32) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // lookup reports whether the column may be NULL, and whether that is known.

@@ -105,11 +105,8 @@ func (r *rows) finish() error {
 	if r.abandoned && isCode(err, "57014") {
 		err = nil
 	}
-	r.err = r.c.done(r.ctx, err)
+	r.err = r.c.doneWith(r.ctx, r.sql, err)
 	r.c.traceEnd(r.ctx, tag.String(), r.err)
-	if r.err != nil && isStaleStatement(err) {
-		r.c.s.forget(r.ctx, r.sql)
-	}
 	return r.err
 }
 

@@ -22,9 +22,7 @@ func (t *tx) Commit() error { return t.commit(context.Background()) }
 // commit sends COMMIT bounded by ctx: database/sql's Commit has no context,
 // the extension's CheckoutInTransaction passes the caller's.
 func (t *tx) commit(ctx context.Context) error {
-	if t.c.s.begin != "" {
-		// Nothing reached the server: there is nothing to commit.
-		t.c.s.begin = ""
+	if t.c.s.unsentBegin() {
 		return nil
 	}
 	tag, err := t.c.execSimple(ctx, "COMMIT")
@@ -49,8 +47,7 @@ func (t *tx) Rollback() error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
-	if s.begin != "" {
-		s.begin = ""
+	if s.unsentBegin() {
 		return nil
 	}
 	_, err := s.pg.Exec(ctx, "ROLLBACK").ReadAll()
@@ -95,6 +92,17 @@ func (s *session) landBegin() {
 		return
 	}
 	s.begin = ""
+}
+
+// unsentBegin reports whether the transaction's BEGIN never went to the
+// server, and forgets it: the transaction then ends with no round trip, as
+// nothing happened in it.
+func (s *session) unsentBegin() bool {
+	if s.begin == "" {
+		return false
+	}
+	s.begin = ""
+	return true
 }
 
 // errBeginCancelled breaks a session whose transaction's first statement

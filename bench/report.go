@@ -298,7 +298,14 @@ func (r *results) targets() string {
 	// 1. database/sql path ≥ 1.0× pgx stdlib tuned and lib/pq tuned: with
 	// the same number of server connections (c) on both sides, and as the
 	// issue's own clients run it (OpenDB, the pool's default size).
-	for _, d := range []string{"pgpurepy-tuned", "pgpurepy-opendb"} {
+	const peersTitle = "database/sql path ≥ 1.0× pgx stdlib tuned and ≥ 1.0× lib/pq tuned (c ≥ 8, "
+	for _, g := range []struct{ d, title, note string }{
+		{"pgpurepy-tuned", peersTitle + "pgpurepy-tuned: c server connections on every side)",
+			"pgpurepy-tuned has connection_count = c, the tuned peers SetMaxOpenConns(c) = SetMaxIdleConns(c): " +
+				"all hold the same number of server connections.\n\n"},
+		{"pgpurepy-opendb", peersTitle + fmt.Sprintf("pgpurepy-opendb: OpenDB with the default pool of %d against c server connections)", r.Machine.PoolSize), ""},
+	} {
+		d := g.d
 		var ts []target
 		for _, w := range []string{"point", "rows100", "insert", "tx"} {
 			for _, c := range peerConcs {
@@ -314,13 +321,8 @@ func (r *results) targets() string {
 				}
 			}
 		}
-		if d == "pgpurepy-tuned" {
-			section("database/sql path ≥ 1.0× pgx stdlib tuned and ≥ 1.0× lib/pq tuned (c ≥ 8, pgpurepy-tuned: c server connections on every side)", ts)
-			b.WriteString("pgpurepy-tuned has connection_count = c, the tuned peers SetMaxOpenConns(c) = SetMaxIdleConns(c): " +
-				"all hold the same number of server connections.\n\n")
-			continue
-		}
-		section(fmt.Sprintf("database/sql path ≥ 1.0× pgx stdlib tuned and ≥ 1.0× lib/pq tuned (c ≥ 8, pgpurepy-opendb: OpenDB with the default pool of %d against c server connections)", r.Machine.PoolSize), ts)
+		section(g.title, ts)
+		b.WriteString(g.note)
 	}
 
 	// 2. Default settings at the highest concurrency.
