@@ -142,12 +142,6 @@ func (p *poolState) sendCancel(pg *pgconn.PgConn) {
 	}
 }
 
-// cancelStatement ends the statement whose result is being read as a
-// context cancellation would, on the driver's own initiative (a result
-// closed early): the server is asked to cancel it and the next read ends
-// it.
-func (s *session) cancelStatement() { s.cancel.cancel() }
-
 // recovery is a session's way back after a cancel request: while it runs,
 // the session belongs to its goroutine.
 type recovery struct {
@@ -200,7 +194,10 @@ func (s *session) ready(ctx context.Context) error {
 			}
 		}
 	}
-	return s.usable()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	return s.flushDrops(ctx)
 }
 
 // release gives the session back to the pool through res, or has it

@@ -67,11 +67,15 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	if s.carryBegin() {
 		defer s.landBegin()
 	}
-	d, err := s.describe(ctx, query)
+	d, held, err := s.prepare(ctx, query)
 	if err != nil {
 		return nil, c.done(ctx, err)
 	}
-	return &stmt{c: c, sql: query, numInput: len(d.sd.ParamOIDs)}, nil
+	st := &stmt{c: c, sql: query, numInput: len(d.sd.ParamOIDs)}
+	if held {
+		st.s, st.d = s, d
+	}
+	return st, nil
 }
 
 // Close returns the session to the pool. A transaction the caller left open
@@ -139,8 +143,12 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if err := c.bind(ctx); err != nil {
 		return nil, err
 	}
+	query, args, opts, err := takeOptions(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
 	ctx = c.traceStart(ctx, query, args)
-	tag, err := c.exec(ctx, query, args)
+	tag, err := c.exec(ctx, query, args, &opts)
 	c.traceEnd(ctx, tag.String(), err)
 	if err != nil {
 		return nil, err
@@ -148,18 +156,18 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	return result(tag.RowsAffected()), nil
 }
 
-func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue) (pgconn.CommandTag, error) {
+func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue, o *queryOptions) (pgconn.CommandTag, error) {
 	if len(args) == 0 && !singleStatement(query) {
 		return c.execSimple(ctx, query)
 	}
 	s := c.s
 	for attempt := 0; ; attempt++ {
-		rr, _, err := s.execParams(ctx, query, args)
+		rr, _, err := s.execParams(ctx, query, args, o)
 		if err != nil {
 			return pgconn.CommandTag{}, err
 		}
 		tag, err := rr.Close()
-		if s.retryStale(ctx, query, err, attempt) {
+		if s.retryStale(query, err, attempt) {
 			continue
 		}
 		if err := c.doneWith(ctx, query, err); err != nil {
@@ -193,8 +201,12 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if err := c.bind(ctx); err != nil {
 		return nil, err
 	}
+	query, args, opts, err := takeOptions(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
 	ctx = c.traceStart(ctx, query, args)
-	r, err := c.query(ctx, query, args)
+	r, err := c.query(ctx, query, args, &opts)
 	if err != nil {
 		c.traceEnd(ctx, "", err)
 		return nil, err
@@ -202,7 +214,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	return r, nil
 }
 
-func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue) (*rows, error) {
+func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue, o *queryOptions) (*rows, error) {
 	if len(args) == 0 && !singleStatement(query) {
 		mrr, err := c.s.execSimple(ctx, query)
 		if err != nil {
@@ -216,7 +228,7 @@ func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue
 	}
 	s := c.s
 	for attempt := 0; ; attempt++ {
-		rr, d, err := s.execParams(ctx, query, args)
+		rr, d, err := s.execParams(ctx, query, args, o)
 		if err != nil {
 			return nil, err
 		}
@@ -225,7 +237,7 @@ func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue
 			// The statement ended before its first row: read why now, so a
 			// statement whose cached description went stale can be retried.
 			_, err := rr.Close()
-			if s.retryStale(ctx, query, err, attempt) {
+			if s.retryStale(query, err, attempt) {
 				continue
 			}
 			if err := c.doneWith(ctx, query, err); err != nil {
@@ -234,18 +246,15 @@ func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue
 			return &rows{c: c, ctx: ctx, sql: query, finished: true}, nil
 		}
 		r := &rows{c: c, ctx: ctx, rr: rr, sql: query, fields: d.sd.Fields, columns: d.columns, decoders: d.decoders}
-		if !sameTypes(fields, d.sd.Fields) {
+		switch {
+		case !sameTypes(fields, d.sd.Fields):
 			// In describe mode the server describes the result again with
 			// every execution; it changed (search_path, DDL), so decode by
 			// what it says now and describe afresh next time.
-			s.stmts.remove(query)
-			r.fields = fields
-			r.columns = make([]string, len(fields))
-			r.decoders = make([]decoder, len(fields))
-			for i, f := range fields {
-				r.columns[i] = f.Name
-				r.decoders[i] = s.decoderFor(f.DataTypeOID, f.Format)
-			}
+			s.forget(query)
+			r.plan(fields)
+		case o.formats != nil || o.formatsByOID != nil:
+			r.plan(fields)
 		}
 		return r, nil
 	}
@@ -333,7 +342,7 @@ func (c *conn) done(ctx context.Context, err error) error {
 func (c *conn) doneWith(ctx context.Context, sql string, err error) error {
 	err = c.done(ctx, err)
 	if err != nil && isStaleStatement(err) {
-		c.s.forget(ctx, sql)
+		c.s.forget(sql)
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -191,6 +192,7 @@ func (p *poolState) open(ctx context.Context) (*session, error) {
 	// The handler goes with the framer built on the same socket.
 	cc.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
 		f := newFramer(r, w.(net.Conn))
+		f.startup = preparePassword(&cc)
 		mu.Lock()
 		framers = append(framers, f)
 		mu.Unlock()
@@ -201,7 +203,7 @@ func (p *poolState) open(ctx context.Context) (*session, error) {
 		defer mu.Unlock()
 		for _, f := range framers {
 			if f.nc == pg.Conn() {
-				f.pg = pg
+				f.pg, f.startup = pg, nil
 				h := &cancelHandler{pg: pg, p: p, f: f}
 				pg.CustomData()[cancelHandlerKey] = h
 				return h
@@ -227,6 +229,33 @@ func (p *poolState) open(ctx context.Context) (*session, error) {
 	}
 	p.logDebug("connection opened", "pid", pg.PID())
 	return s, nil
+}
+
+// preparePassword returns a framer's startup hook that gives pgconn the
+// password cc's server expects for the authentication it asks for: SCRAM
+// takes the password prepared with SASLprep, which the server applied when
+// it stored the secret and pgconn does not apply (it uses PRECIS, which
+// differs); md5 and cleartext take it as it is, as libpq does. pgconn reads
+// cc.Password when the request arrives, after the hook has seen it. Most
+// passwords are the same either way, and then there is no hook.
+func preparePassword(cc *pgconn.Config) func(typ byte, body []byte) {
+	raw := cc.Password
+	prepared := saslPrep(raw)
+	if prepared == raw {
+		return nil
+	}
+	return func(typ byte, body []byte) {
+		const sasl, cleartext, md5 = 10, 3, 5
+		if typ != 'R' || len(body) < 4 {
+			return
+		}
+		switch binary.BigEndian.Uint32(body) {
+		case sasl:
+			cc.Password = prepared
+		case cleartext, md5:
+			cc.Password = raw
+		}
+	}
 }
 
 // peekAfterIdle is how long a session must have sat idle before a checkout

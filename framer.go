@@ -67,6 +67,10 @@ type framer struct {
 	leadSQL  string
 	leadMsgs []byte
 
+	// startup, when set, sees each message handed out until the
+	// connection is established (see poolState.open).
+	startup func(typ byte, body []byte)
+
 	interrupted atomic.Bool
 	// writing is set while pgconn writes to the socket through Write.
 	writing atomic.Bool
@@ -82,7 +86,15 @@ var errAbandonedRead = errors.New("pgpurepy: read on a connection whose cancelle
 // error.
 const abandonedMessage = "statement abandoned by pgpurepy: the caller stopped waiting and the server was asked to cancel it"
 
-const framerBufSize = 8192
+// framerBufSize is the size of the buffer that holds the start of a
+// message between reads. A longer message grows it to its own length for
+// as long as the message is held; above keepBufMax the buffer is dropped
+// once the message has been handed out, so that one large value does not
+// pin its size in every session for the session's life.
+const (
+	framerBufSize = 8192
+	keepBufMax    = 1 << 20
+)
 
 func newFramer(r io.Reader, nc net.Conn) *framer {
 	return &framer{r: r, nc: nc}
@@ -198,6 +210,11 @@ func (f *framer) Read(p []byte) (int, error) {
 		if n > 0 && f.leading && !piece {
 			if n = f.dropLeadAnswer(p[:n]); n == 0 {
 				continue
+			}
+		}
+		if n > 0 && f.startup != nil && !piece {
+			for b := p[:n]; len(b) >= 5 && messageLen(b) <= len(b); b = b[messageLen(b):] {
+				f.startup(b[0], b[5:messageLen(b)])
 			}
 		}
 		return n, err
@@ -378,7 +395,11 @@ func (f *framer) hold(b []byte) {
 // take drops the first n held bytes.
 func (f *framer) take(n int) {
 	f.held = f.held[n:]
-	if len(f.held) == 0 && f.buf != nil {
+	switch {
+	case len(f.held) > 0 || f.buf == nil:
+	case cap(f.buf) > keepBufMax:
+		f.buf, f.held = nil, nil
+	default:
 		f.held = f.buf[:0]
 	}
 }

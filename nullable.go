@@ -71,7 +71,8 @@ func (s *session) learnNullability(ctx context.Context, tables []uint32) error {
 		}
 	}
 	if _, err := rr.Close(); err != nil {
-		return s.finish(ctx, err)
+		// The statement being described passes it through finish.
+		return err
 	}
 	n := &s.p.nulls
 	n.mu.Lock()

@@ -312,27 +312,53 @@ func (c *Conn) FetchOne(ctx context.Context, query string, args ...any) (*Row, e
 }
 
 // FetchOneOrNone returns the first row of query's result, or nil without an
-// error when there is none. Further rows are discarded undecoded.
+// error when there is none. Further rows are read off the wire undecoded;
+// an error among them is returned, and no row.
 func (c *Conn) FetchOneOrNone(ctx context.Context, query string, args ...any) (*Row, error) {
-	for row, err := range c.Query(ctx, query, args...) {
-		return row, err
+	r, err := c.query(ctx, query, args)
+	if err != nil {
+		return nil, err
 	}
-	return nil, nil
+	vals := make([]driver.Value, len(r.columns))
+	var row *Row
+	switch err = r.Next(vals); {
+	case err == nil:
+		row = &Row{columns: r.columns, values: vals}
+	case errors.Is(err, io.EOF):
+		err = nil
+	}
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return row, nil
 }
 
-// Query streams query's rows; break ends it early and discards the rest of
-// the result undecoded. An error ends the sequence as its last element.
+// query starts query with args; the caller closes the rows.
+func (c *Conn) query(ctx context.Context, query string, args []any) (*rows, error) {
+	nv := c.namedArgs(args)
+	drows, err := c.c.QueryContext(ctx, query, nv)
+	clear(nv) // encoded by now; do not keep the caller's values alive
+	if err != nil {
+		return nil, err
+	}
+	return drows.(*rows), nil
+}
+
+// Query streams query's rows. An error ends the sequence as its last
+// element. break ends it early: the rest of the result is read off the wire
+// and discarded, and an error in it can no longer be reported (FetchOne
+// reports it).
 func (c *Conn) Query(ctx context.Context, query string, args ...any) iter.Seq2[*Row, error] {
 	return func(yield func(*Row, error) bool) {
-		nv := c.namedArgs(args)
-		drows, err := c.c.QueryContext(ctx, query, nv)
-		clear(nv) // encoded by now; do not keep the caller's values alive
+		r, err := c.query(ctx, query, args)
 		if err != nil {
 			yield(nil, err)
 			return
 		}
-		r := drows.(*rows)
-		cols := r.Columns()
+		cols := r.columns // Row keeps them to itself
 		// Rows and their values are allocated in chunks that double up to
 		// rowChunkMax rows: a one-row result costs what it did, a long one
 		// two allocations per chunk instead of two per row. A Row kept by
@@ -361,9 +387,7 @@ func (c *Conn) Query(ctx context.Context, query string, args ...any) iter.Seq2[*
 			*row = Row{columns: cols, values: vals}
 			rowBuf, valBuf = rowBuf[1:], valBuf[len(cols):]
 			if !yield(row, nil) {
-				if err := r.Close(); err != nil {
-					yield(nil, err)
-				}
+				_ = r.Close()
 				return
 			}
 		}

@@ -42,7 +42,7 @@ func (r *registry) apply(s *session) error {
 		}
 	}
 	s.regVersion = uint64(len(entries))
-	s.stmts.each(s.plan)
+	s.replan()
 	return nil
 }
 

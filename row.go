@@ -18,9 +18,8 @@ type Row struct {
 	values  []driver.Value
 }
 
-// Columns returns the column names, in order. The slice is shared: do not
-// change it.
-func (r *Row) Columns() []string { return r.columns }
+// Columns returns the column names, in order, in a new slice.
+func (r *Row) Columns() []string { return append([]string(nil), r.columns...) }
 
 // Values returns the decoded values, in column order: int64, float64, bool,
 // string, []byte, time.Time, nil, or a registered converter's Go type.

@@ -27,19 +27,14 @@ type rows struct {
 	fields   []pgconn.FieldDescription
 	columns  []string
 	decoders []decoder
+	// names backs the first copy of columns that Columns hands out.
+	names      [4]string
+	namesGiven bool
 
 	// finished is set once the statement's outcome went through conn.done.
 	finished bool
 	err      error
-	// abandoned is set when Close cancelled the rest of the result, whose
-	// 57014 is then the expected outcome rather than an error.
-	abandoned bool
 }
-
-// drainBeforeCancel is how many unread rows Close reads off the wire before
-// it asks the server to cancel the rest: small results end within it at no
-// extra cost; large ones cost one cancel request instead of their transfer.
-const drainBeforeCancel = 256
 
 var (
 	_ driver.Rows                           = (*rows)(nil)
@@ -51,7 +46,17 @@ var (
 	_ driver.RowsColumnTypeNullable         = (*rows)(nil)
 )
 
-func (r *rows) Columns() []string { return r.columns }
+// Columns returns the column names in a slice of the caller's own:
+// database/sql hands it to the application, and the names it copies are
+// the statement cache's. The first call, normally database/sql's own when
+// it sizes its row buffer, copies into the rows instead of allocating.
+func (r *rows) Columns() []string {
+	if !r.namesGiven && len(r.columns) <= len(r.names) {
+		r.namesGiven = true
+		return append(r.names[:0:len(r.columns)], r.columns...)
+	}
+	return append([]string(nil), r.columns...)
+}
 
 // Next decodes the next row into dest. A value that cannot be decoded gives
 // an error naming the column, its PostgreSQL type and the Go type; the
@@ -102,21 +107,19 @@ func (r *rows) finish() error {
 	}
 	r.finished = true
 	tag, err := r.rr.Close()
-	if r.abandoned && isCode(err, "57014") {
-		err = nil
-	}
 	r.err = r.c.doneWith(r.ctx, r.sql, err)
 	r.c.traceEnd(r.ctx, tag.String(), r.err)
 	return r.err
 }
 
-// Close ends the result early if it was not read to the end: it reads a few
-// more rows off the wire without decoding them and, if the result goes on,
-// cancels the statement on the server. The connection stays usable.
+// Close reads the rest of the result off the wire without decoding it and
+// returns the statement's error, if it ends with one, as database/sql's
+// QueryRow expects ("processed to completion with no errors"). It does not
+// cancel the statement: a cancel would roll back what the statement did
+// (an INSERT ... RETURNING read for its first row) or abort the
+// transaction it runs in. A context that ends while it reads cancels the
+// statement as it does any other.
 func (r *rows) Close() error {
-	if r.mrr == nil && !r.finished && r.rr != nil {
-		r.abandon()
-	}
 	if r.mrr != nil {
 		if r.finished {
 			return r.err
@@ -160,24 +163,20 @@ func (r *rows) nextResult() error {
 		return io.EOF
 	}
 	r.rr = r.mrr.ResultReader()
-	r.fields = r.rr.FieldDescriptions()
-	r.columns = make([]string, len(r.fields))
-	r.decoders = make([]decoder, len(r.fields))
-	for i, f := range r.fields {
-		r.columns[i] = f.Name
-		r.decoders[i] = r.c.s.decoderFor(f.DataTypeOID, f.Format)
-	}
+	r.plan(r.rr.FieldDescriptions())
 	return nil
 }
 
-func (r *rows) abandon() {
-	for range drainBeforeCancel {
-		if !r.rr.NextRow() {
-			return
-		}
+// plan decodes the result by fields, as the server describes it for this
+// execution, instead of by a cached description.
+func (r *rows) plan(fields []pgconn.FieldDescription) {
+	r.fields = fields
+	r.columns = make([]string, len(fields))
+	r.decoders = make([]decoder, len(fields))
+	for i, f := range fields {
+		r.columns[i] = f.Name
+		r.decoders[i] = r.c.s.decoderFor(f.DataTypeOID, f.Format)
 	}
-	r.abandoned = true
-	r.c.s.cancelStatement()
 }
 
 // ColumnTypeDatabaseTypeName returns the type's name in upper case, as
@@ -218,7 +217,7 @@ func (r *rows) ColumnTypeScanType(i int) reflect.Type {
 	switch oid {
 	case pgtype.BoolOID:
 		return typeBool
-	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID:
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID, pgtype.XIDOID, pgtype.CIDOID:
 		return typeInt64
 	case pgtype.Float4OID, pgtype.Float8OID:
 		return typeFloat64
@@ -241,31 +240,62 @@ func (r *rows) ColumnTypeNullable(i int) (nullable, ok bool) {
 	return r.c.s.p.nulls.lookup(r.fields[i])
 }
 
-// ColumnTypeLength reports the declared length of varchar(n) and char(n),
-// and an unlimited length for text and bytea.
+// typmod is a field's type modifier; noTypmod means none was declared.
+// varlenaHeader is the 4 bytes PostgreSQL adds to the typmod of the types
+// whose length is counted in characters (varchar, bpchar) or digits
+// (numeric).
+const (
+	noTypmod      = -1
+	varlenaHeader = 4
+)
+
+// ColumnTypeLength reports the declared length of varchar(n), char(n) and
+// varbit(n), and an unlimited length (math.MaxInt64) for text, bytea and
+// the same types declared without a length.
 func (r *rows) ColumnTypeLength(i int) (int64, bool) {
 	f := r.fields[i]
 	switch f.DataTypeOID {
 	case pgtype.TextOID, pgtype.ByteaOID:
 		return math.MaxInt64, true
-	case pgtype.VarcharOID, pgtype.BPCharOID:
-		if f.TypeModifier == -1 {
+	case pgtype.VarcharOID, pgtype.BPCharOID, pgtype.VarbitOID:
+		if f.TypeModifier == noTypmod {
 			return math.MaxInt64, true
 		}
-		return int64(f.TypeModifier - 4), true
+		if f.DataTypeOID == pgtype.VarbitOID {
+			return int64(f.TypeModifier), true
+		}
+		return int64(f.TypeModifier - varlenaHeader), true
 	}
 	return 0, false
 }
 
-// ColumnTypePrecisionScale reports numeric(p, s).
+// ColumnTypePrecisionScale reports numeric(p, s), and ok false for numeric
+// declared without them, which holds any precision. For the time types
+// (timestamp, timestamptz, time, timetz, interval) it reports precision 0
+// and the fractional digits of the seconds as the scale, 6 when none were
+// declared, as pgx's stdlib does.
 func (r *rows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool) {
 	f := r.fields[i]
-	if f.DataTypeOID != pgtype.NumericOID {
-		return 0, 0, false
+	mod := f.TypeModifier
+	switch f.DataTypeOID {
+	case pgtype.NumericOID:
+		if mod == noTypmod {
+			return 0, 0, false
+		}
+		mod -= varlenaHeader
+		return int64(mod>>16) & 0xffff, int64(mod) & 0xffff, true
+	case pgtype.TimestampOID, pgtype.TimestamptzOID, pgtype.TimeOID, pgtype.TimetzOID:
+		if mod == noTypmod {
+			return 0, 6, true
+		}
+		return 0, int64(mod), true
+	case pgtype.IntervalOID:
+		// The low 16 bits are the precision, all set when only a field
+		// range (YEAR TO MONTH, ...) was declared.
+		if mod == noTypmod || mod&0xffff == 0xffff {
+			return 0, 6, true
+		}
+		return 0, int64(mod & 0xffff), true
 	}
-	if f.TypeModifier == -1 {
-		return math.MaxInt64, math.MaxInt64, true
-	}
-	mod := f.TypeModifier - 4
-	return int64((mod >> 16) & 0xffff), int64(mod & 0xffff), true
+	return 0, 0, false
 }

@@ -1,7 +1,6 @@
 package pgpurepy
 
 import (
-	"container/list"
 	"context"
 	"database/sql/driver"
 	"encoding/binary"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,6 +29,12 @@ type session struct {
 	// (see cancel.go); only the holder reads and writes the field.
 	recovery *recovery
 	stmts    stmtCache
+	// prepared holds explicitly prepared statements outside stmts, drops
+	// the names of statements to deallocate, and closed the statements
+	// closed by other goroutines (see stmtcache.go).
+	prepared map[string]*stmtDesc
+	drops    []string
+	closed   closedStmts
 	// peeker and grace serve the pool's checkout check (poolState.check).
 	peeker *peeker
 	grace  graceCtx
@@ -58,69 +62,6 @@ type session struct {
 	generation uint64
 }
 
-// stmtDesc is what one SQL text looks like on this connection: the server's
-// description plus the decoding plan for its result columns.
-type stmtDesc struct {
-	sql           string
-	sd            *pgconn.StatementDescription
-	resultFormats []int16
-	columns       []string
-	decoders      []decoder
-}
-
-// stmtCache is a small LRU of statement descriptions keyed by SQL text.
-type stmtCache struct {
-	capacity int
-	m        map[string]*list.Element
-	l        list.List
-	seq      uint64
-	// prefix makes statement names unique to the connection, so that behind
-	// a transaction-pooling proxy a statement prepared by another client
-	// under the same name is an error (26000), never another query's
-	// result.
-	prefix string
-}
-
-func (c *stmtCache) get(sql string) *stmtDesc {
-	if e, ok := c.m[sql]; ok {
-		c.l.MoveToFront(e)
-		return e.Value.(*stmtDesc)
-	}
-	return nil
-}
-
-// put adds d and returns the description it evicted, if any.
-func (c *stmtCache) put(d *stmtDesc) *stmtDesc {
-	if c.m == nil {
-		c.m = make(map[string]*list.Element)
-	}
-	c.m[d.sql] = c.l.PushFront(d)
-	if c.l.Len() <= c.capacity {
-		return nil
-	}
-	old := c.l.Remove(c.l.Back()).(*stmtDesc)
-	delete(c.m, old.sql)
-	return old
-}
-
-func (c *stmtCache) remove(sql string) {
-	if e, ok := c.m[sql]; ok {
-		c.l.Remove(e)
-		delete(c.m, sql)
-	}
-}
-
-func (c *stmtCache) each(fn func(*stmtDesc)) {
-	for e := c.l.Front(); e != nil; e = e.Next() {
-		fn(e.Value.(*stmtDesc))
-	}
-}
-
-func (c *stmtCache) nextName() string {
-	c.seq++
-	return c.prefix + strconv.FormatUint(c.seq, 10)
-}
-
 func newSession(p *poolState, pg *pgconn.PgConn, h *cancelHandler) *session {
 	s := &session{
 		pg:     pg,
@@ -143,36 +84,6 @@ func (s *session) sync() error {
 	return s.p.reg.apply(s)
 }
 
-// describe returns the description of sql on this connection, preparing it
-// when it is not cached.
-func (s *session) describe(ctx context.Context, sql string) (*stmtDesc, error) {
-	if d := s.stmts.get(sql); d != nil {
-		return d, nil
-	}
-	name := ""
-	if s.p.cfg.QueryMode == QueryModePrepare {
-		name = s.stmts.nextName()
-	}
-	sd, err := s.pg.Prepare(ctx, name, sql, nil)
-	if err != nil {
-		return nil, err
-	}
-	if tables := s.p.nulls.unknownTables(sd.Fields); len(tables) > 0 {
-		if err := s.learnNullability(ctx, tables); err != nil {
-			return nil, err
-		}
-	}
-	d := &stmtDesc{sql: sql, sd: sd}
-	s.plan(d)
-	if old := s.stmts.put(d); old != nil && old.sd.Name != "" {
-		// Deallocate costs a round trip, but only when the cache overflows.
-		if err := s.pg.Deallocate(ctx, old.sd.Name); err != nil {
-			return nil, err
-		}
-	}
-	return d, nil
-}
-
 // plan fills the result formats, column names and decoders of d.
 func (s *session) plan(d *stmtDesc) {
 	n := len(d.sd.Fields)
@@ -186,36 +97,9 @@ func (s *session) plan(d *stmtDesc) {
 	}
 }
 
-// forget drops sql from the statement cache after the server said its plan
-// changed or it no longer exists.
-func (s *session) forget(ctx context.Context, sql string) {
-	d := s.stmts.get(sql)
-	if d == nil {
-		return
-	}
-	s.stmts.remove(sql)
-	// During a recovery the connection is not ours to use; the statement
-	// stays prepared on the server under a name nothing will use again.
-	if d.sd.Name != "" && s.recovery == nil && s.pg.TxStatus() == 'I' {
-		_ = s.pg.Deallocate(ctx, d.sd.Name)
-	}
-}
-
-// retryStale reports whether a statement's first attempt, which ended with
-// err, may run again because its cached description went stale; outside a
-// transaction the failed attempt cost nothing. A cancelled one is not
-// retried. It forgets the description.
-func (s *session) retryStale(ctx context.Context, sql string, err error, attempt int) bool {
-	if err == nil || attempt > 0 || !isStaleStatement(err) || s.cancel.fired.Load() || s.pg.TxStatus() != 'I' {
-		return false
-	}
-	s.forget(ctx, sql)
-	return true
-}
-
 // execParams starts an extended-protocol statement. The returned reader must
 // be closed and its error passed through finish.
-func (s *session) execParams(ctx context.Context, sql string, args []driver.NamedValue) (*pgconn.ResultReader, *stmtDesc, error) {
+func (s *session) execParams(ctx context.Context, sql string, args []driver.NamedValue, o *queryOptions) (*pgconn.ResultReader, *stmtDesc, error) {
 	if err := s.ready(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -225,7 +109,7 @@ func (s *session) execParams(ctx context.Context, sql string, args []driver.Name
 	if err := s.sync(); err != nil {
 		return nil, nil, err
 	}
-	d, err := s.describe(ctx, sql)
+	d, err := s.describe(ctx, sql, o.naming)
 	if err != nil {
 		return nil, nil, s.finish(ctx, err)
 	}
@@ -235,11 +119,21 @@ func (s *session) execParams(ctx context.Context, sql string, args []driver.Name
 	if err := s.encodeArgs(d, args); err != nil {
 		return nil, nil, err
 	}
+	formats := d.resultFormats
+	if f := o.resultFormats(d.sd.Fields); f != nil {
+		formats = f
+	}
 	var rr *pgconn.ResultReader
 	if d.sd.Name != "" {
-		rr = s.pg.ExecStatement(ctx, d.sd, s.paramValues, s.paramFormats, d.resultFormats)
+		rr = s.pg.ExecStatement(ctx, d.sd, s.paramValues, s.paramFormats, formats)
 	} else {
-		rr = s.pg.ExecParams(ctx, sql, s.paramValues, d.sd.ParamOIDs, s.paramFormats, d.resultFormats)
+		rr = s.pg.ExecParams(ctx, sql, s.paramValues, d.sd.ParamOIDs, s.paramFormats, formats)
+	}
+	if cap(s.argBuf) > keepBufMax {
+		// Sent by now; a large argument's buffer is not kept for the
+		// session's life (see keepBufMax).
+		s.argBuf = nil
+		clear(s.paramValues)
 	}
 	return rr, d, nil
 }
@@ -413,7 +307,9 @@ func isCode(err error, code string) bool {
 // isStaleStatement reports errors after which a cached statement must be
 // described again: its plan changed result type, it vanished (DISCARD ALL),
 // or, in describe mode, its column count changed under the cached result
-// formats.
+// formats. The SQLSTATEs are shared with other errors, so the server
+// function that raised them tells these apart: the message is translated
+// under lc_messages, the function name is not.
 func isStaleStatement(err error) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
@@ -423,9 +319,9 @@ func isStaleStatement(err error) bool {
 	case "26000":
 		return true
 	case "0A000":
-		return pgErr.Message == "cached plan must not change result type"
+		return pgErr.Routine == "RevalidateCachedQuery"
 	case "08P01":
-		return strings.Contains(pgErr.Message, "result formats")
+		return pgErr.Routine == "PortalSetResultFormat"
 	}
 	return false
 }

@@ -5,13 +5,19 @@ import (
 	"database/sql/driver"
 )
 
-// stmt is a prepared statement. The description lives in the connection's
-// statement cache, so a stmt is only its SQL: executing it finds the cached
-// statement, or prepares it again if the cache dropped it.
+// stmt is a prepared statement. Executing it runs its SQL as any statement
+// is run: on the session its conn holds at the time, which finds the
+// statement prepared, or prepares it when the statement was prepared on
+// another session (database/sql parks conns between uses, and a parked
+// conn holds no session; see conn).
 type stmt struct {
 	c        *conn
 	sql      string
 	numInput int
+	// s and d are the session and description the statement holds when
+	// it prepared a named statement of its own (see session.prepare).
+	s *session
+	d *stmtDesc
 }
 
 var (
@@ -20,8 +26,22 @@ var (
 	_ driver.StmtQueryContext = (*stmt)(nil)
 )
 
-// Close does nothing: the statement stays in the connection's cache.
-func (st *stmt) Close() error { return nil }
+// Close frees the statement on the server when no other open statement
+// uses it and the statement cache did not already hold it. When the conn
+// holds another session, or none, the session's next holder frees it
+// before its next statement. It does no I/O and never fails.
+func (st *stmt) Close() error {
+	if st.d == nil {
+		return nil
+	}
+	if st.c.s == st.s {
+		st.s.unpin(st.d)
+	} else {
+		st.s.closeLater(st.d)
+	}
+	st.s, st.d = nil, nil
+	return nil
+}
 
 // NumInput is the number of parameters the server found in the statement.
 func (st *stmt) NumInput() int { return st.numInput }

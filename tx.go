@@ -52,7 +52,9 @@ func (t *tx) Rollback() error {
 	}
 	_, err := s.pg.Exec(ctx, "ROLLBACK").ReadAll()
 	if err := t.c.done(ctx, err); err != nil {
-		if !t.c.IsValid() {
+		// healthy, not IsValid: IsValid hands the session back to the
+		// pool, and a Checkout still holds it.
+		if !s.healthy() {
 			return fmt.Errorf("%w: %w", driver.ErrBadConn, err)
 		}
 		return err

@@ -29,7 +29,7 @@ type conversion struct {
 // pq.Array-style scanners).
 func (s *session) resultFormat(oid uint32) int16 {
 	switch oid {
-	case pgtype.BoolOID, pgtype.ByteaOID, pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID,
+	case pgtype.BoolOID, pgtype.ByteaOID, pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID, pgtype.XIDOID, pgtype.CIDOID,
 		pgtype.Float4OID, pgtype.Float8OID, pgtype.DateOID, pgtype.TimestampOID, pgtype.TimestamptzOID:
 		return pgtype.BinaryFormatCode
 	}
@@ -56,11 +56,19 @@ func (s *session) decoderFor(oid uint32, format int16) decoder {
 			})
 		}
 		return nullable(func(src []byte) (driver.Value, error) { return len(src) == 1 && src[0] == 't', nil })
-	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID:
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID:
 		if bin {
 			return nullable(decodeBinaryInt)
 		}
 		return nullable(func(src []byte) (driver.Value, error) { return strconv.ParseInt(string(src), 10, 64) })
+	case pgtype.OIDOID, pgtype.XIDOID, pgtype.CIDOID:
+		if bin {
+			return nullable(decodeBinaryUint32)
+		}
+		return nullable(func(src []byte) (driver.Value, error) {
+			n, err := strconv.ParseUint(string(src), 10, 32)
+			return int64(n), err
+		})
 	case pgtype.Float4OID, pgtype.Float8OID:
 		if bin {
 			return nullable(decodeBinaryFloat)
@@ -85,8 +93,15 @@ func (s *session) decoderFor(oid uint32, format int16) decoder {
 		return s.timeDecoder(oid, format)
 	}
 	if bin {
-		// Only registered codecs choose binary for types not listed above.
-		return s.scanDecoder(oid, format, func() any { return new(any) })
+		// Binary for a type not listed above comes from pgx's result
+		// format options only: decode it to what database/sql takes, as
+		// pgx's stdlib does (the text form, for most types).
+		if t, ok := s.tm.TypeForOID(oid); ok {
+			return nullable(func(src []byte) (driver.Value, error) {
+				return t.Codec.DecodeDatabaseSQLValue(s.tm, oid, format, src)
+			})
+		}
+		return nullable(func(src []byte) (driver.Value, error) { return append([]byte{}, src...), nil })
 	}
 	return nullable(func(src []byte) (driver.Value, error) { return string(src), nil })
 }
@@ -110,6 +125,15 @@ func decodeBinaryInt(src []byte) (driver.Value, error) {
 		return int64(binary.BigEndian.Uint64(src)), nil
 	}
 	return nil, fmt.Errorf("integer: %d bytes", len(src))
+}
+
+// decodeBinaryUint32 decodes PostgreSQL's unsigned 32-bit types (oid, xid,
+// cid) into an int64, which holds all their values.
+func decodeBinaryUint32(src []byte) (driver.Value, error) {
+	if len(src) != 4 {
+		return nil, fmt.Errorf("unsigned integer: %d bytes", len(src))
+	}
+	return int64(binary.BigEndian.Uint32(src)), nil
 }
 
 func decodeBinaryFloat(src []byte) (driver.Value, error) {

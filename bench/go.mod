@@ -3,7 +3,7 @@ module github.com/pgpurepy/pgpurepy/bench
 go 1.26.0
 
 require (
-	github.com/jackc/pgx/v5 v5.12.0
+	github.com/jackc/pgx/v5 v5.13.0
 	github.com/lib/pq v1.12.3
 	github.com/pgpurepy/pgpurepy v0.0.0
 )

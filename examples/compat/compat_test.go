@@ -244,6 +244,12 @@ func TestGorm(t *testing.T) {
 	if colType != "mood[]" {
 		t.Errorf("AutoMigrate made moods %s", colType)
 	}
+	// Again, as an application does at every start: GORM reads the
+	// existing columns with pgx.QueryExecModeSimpleProtocol as the first
+	// argument.
+	if err := db.AutoMigrate(&Pet{}); err != nil {
+		t.Fatalf("second AutoMigrate: %v", err)
+	}
 
 	pets := []Pet{
 		{Name: "rex", Mood: Happy, Moods: MoodList{Sad, OK}, Maybe: ptr(Sad), Toy: &Item{Name: "bone", Qty: ptr(int32(3))}},

@@ -69,6 +69,13 @@ func run(ctx context.Context, dsn string) error {
 		return fmt.Errorf("auto migrate: %w", err)
 	}
 	fmt.Println("AutoMigrate: created gorm_products and gorm_tags")
+	// An application migrates at every start: on existing tables GORM
+	// reads their columns (with pgx's QueryExecModeSimpleProtocol as the
+	// first argument, which pgpurepy takes as pgx's stdlib does).
+	if err := db.AutoMigrate(&Product{}, &Tag{}); err != nil {
+		return fmt.Errorf("auto migrate again: %w", err)
+	}
+	fmt.Println("AutoMigrate: again, on the existing tables")
 
 	products := []Product{
 		{Code: "D42", Name: "Widget", Price: 100, Tags: []Tag{{Label: "new"}, {Label: "blue"}}},

@@ -1,0 +1,289 @@
+package pgpurepy
+
+import (
+	"container/list"
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// A session knows a SQL text by its description: the server's, plus the
+// decoding plan of its result columns. In the prepare query mode the
+// description is also a named statement on the server, which costs the
+// server memory until it is deallocated; these are kept bounded:
+//
+//   - statements the driver prepares for calls that did not ask for it
+//     live in an LRU of statement_cache_capacity entries; what it evicts
+//     is deallocated;
+//   - statements prepared explicitly (db.Prepare, tx.Prepare) and not
+//     already in the LRU are held by their driver statements, counted, and
+//     deallocated when the last one closes.
+//
+// Deallocations wait in drops until the session's next statement, when
+// its holder sends them (see flushDrops): a driver statement is often
+// closed while database/sql has parked its connection, or from a
+// connection that meanwhile holds another session, and a description the
+// server never got to see the end of (a failed nullability lookup) must
+// not stay prepared under a name nothing will use.
+
+// stmtDesc is what one SQL text looks like on this connection.
+type stmtDesc struct {
+	sql           string
+	sd            *pgconn.StatementDescription
+	resultFormats []int16
+	columns       []string
+	decoders      []decoder
+	// refs counts the open driver statements holding a description that
+	// is in session.prepared; only the session's holder changes it.
+	refs int
+}
+
+// stmtCache is a small LRU of statement descriptions keyed by SQL text.
+type stmtCache struct {
+	capacity int
+	m        map[string]*list.Element
+	l        list.List
+	seq      uint64
+	// prefix makes statement names unique to the connection, so that behind
+	// a transaction-pooling proxy a statement prepared by another client
+	// under the same name is an error (26000), never another query's
+	// result.
+	prefix string
+}
+
+func (c *stmtCache) get(sql string) *stmtDesc {
+	if e, ok := c.m[sql]; ok {
+		c.l.MoveToFront(e)
+		return e.Value.(*stmtDesc)
+	}
+	return nil
+}
+
+// put adds d and returns the description it evicted, if any.
+func (c *stmtCache) put(d *stmtDesc) *stmtDesc {
+	if c.m == nil {
+		c.m = make(map[string]*list.Element)
+	}
+	c.m[d.sql] = c.l.PushFront(d)
+	if c.l.Len() <= c.capacity {
+		return nil
+	}
+	old := c.l.Remove(c.l.Back()).(*stmtDesc)
+	delete(c.m, old.sql)
+	return old
+}
+
+// remove drops sql and reports the description it held.
+func (c *stmtCache) remove(sql string) *stmtDesc {
+	e, ok := c.m[sql]
+	if !ok {
+		return nil
+	}
+	c.l.Remove(e)
+	delete(c.m, sql)
+	return e.Value.(*stmtDesc)
+}
+
+func (c *stmtCache) each(fn func(*stmtDesc)) {
+	for e := c.l.Front(); e != nil; e = e.Next() {
+		fn(e.Value.(*stmtDesc))
+	}
+}
+
+func (c *stmtCache) nextName() string {
+	c.seq++
+	return c.prefix + strconv.FormatUint(c.seq, 10)
+}
+
+// replan plans the decoding of every description the session knows again,
+// after converters changed its type map.
+func (s *session) replan() {
+	s.stmts.each(s.plan)
+	for _, d := range s.prepared {
+		s.plan(d)
+	}
+}
+
+// closedStmts are explicitly prepared statements closed by a goroutine that
+// did not hold their session at the time; the session's holder releases
+// them before its next statement.
+type closedStmts struct {
+	any  atomic.Bool
+	mu   sync.Mutex // protects list
+	list []*stmtDesc
+}
+
+// lookup returns the description of sql known on this connection, if any.
+func (s *session) lookup(sql string) *stmtDesc {
+	if d := s.stmts.get(sql); d != nil {
+		return d
+	}
+	return s.prepared[sql]
+}
+
+// describe returns the description of sql on this connection, describing
+// it when it is not known; n decides whether a new one is named.
+func (s *session) describe(ctx context.Context, sql string, n naming) (*stmtDesc, error) {
+	if d := s.lookup(sql); d != nil {
+		return d, nil
+	}
+	d, err := s.newDesc(ctx, sql, n)
+	if err != nil {
+		return nil, err
+	}
+	if old := s.stmts.put(d); old != nil {
+		s.drop(old)
+	}
+	return d, nil
+}
+
+// prepare returns the description of sql for an explicitly prepared
+// statement, and whether the statement holds it (and must unpin it when
+// it closes). A description the LRU already has stays the LRU's.
+func (s *session) prepare(ctx context.Context, sql string) (d *stmtDesc, held bool, err error) {
+	if d := s.stmts.get(sql); d != nil {
+		return d, false, nil
+	}
+	if d := s.prepared[sql]; d != nil {
+		d.refs++
+		return d, true, nil
+	}
+	if d, err = s.newDesc(ctx, sql, namingDefault); err != nil {
+		return nil, false, err
+	}
+	if d.sd.Name == "" {
+		// Nothing to free on the server: the LRU may keep it.
+		if old := s.stmts.put(d); old != nil {
+			s.drop(old)
+		}
+		return d, false, nil
+	}
+	if s.prepared == nil {
+		s.prepared = make(map[string]*stmtDesc)
+	}
+	d.refs = 1
+	s.prepared[sql] = d
+	return d, true, nil
+}
+
+// newDesc describes sql on the server, prepared under a new name or as
+// the unnamed statement, and plans its decoding. A named statement whose
+// description cannot be completed is deallocated, so none is left that
+// nothing will use.
+func (s *session) newDesc(ctx context.Context, sql string, n naming) (*stmtDesc, error) {
+	name := ""
+	if n == namingNamed || n == namingDefault && s.p.cfg.QueryMode == QueryModePrepare {
+		name = s.stmts.nextName()
+	}
+	sd, err := s.pg.Prepare(ctx, name, sql, nil)
+	if err != nil {
+		if name != "" && s.cancel.fired.Load() {
+			// The server may have prepared it before the cancel landed.
+			s.drops = append(s.drops, name)
+		}
+		return nil, err
+	}
+	d := &stmtDesc{sql: sql, sd: sd}
+	if tables := s.p.nulls.unknownTables(sd.Fields); len(tables) > 0 {
+		if err := s.learnNullability(ctx, tables); err != nil {
+			s.drop(d)
+			return nil, err
+		}
+	}
+	s.plan(d)
+	return d, nil
+}
+
+// drop arranges for d's statement to be deallocated before the next one.
+// Deallocation closes the statement through the protocol, which is no
+// error for a name the server does not know.
+func (s *session) drop(d *stmtDesc) {
+	if d.sd.Name != "" {
+		s.drops = append(s.drops, d.sd.Name)
+	}
+}
+
+// unpin releases one driver statement's hold on d, which it got from
+// prepare. The caller holds the session; see closeLater otherwise.
+func (s *session) unpin(d *stmtDesc) {
+	d.refs--
+	if d.refs > 0 {
+		return
+	}
+	if s.prepared[d.sql] == d {
+		delete(s.prepared, d.sql)
+	}
+	s.drop(d)
+}
+
+// closeLater hands d to the session's holder for unpin, from a goroutine
+// that does not hold the session.
+func (s *session) closeLater(d *stmtDesc) {
+	s.closed.mu.Lock()
+	s.closed.list = append(s.closed.list, d)
+	s.closed.mu.Unlock()
+	s.closed.any.Store(true)
+}
+
+// flushDrops, run by the holder before a statement, deallocates the
+// statements that nothing uses any more, in one round trip each. It waits
+// while a transaction is open, which may be in a failed state. A
+// deallocation that fails stays pending for the next statement.
+//
+// It sends DEALLOCATE rather than calling pgconn's Deallocate, which
+// returns at an error without reading the ReadyForQuery that follows it:
+// after a cancel that left the next statement one answer behind. A name
+// the server does not know (a Prepare cancelled before it ran) is no
+// error here.
+func (s *session) flushDrops(ctx context.Context) error {
+	if s.closed.any.Load() {
+		s.closed.mu.Lock()
+		list := s.closed.list
+		s.closed.list = nil
+		s.closed.any.Store(false)
+		s.closed.mu.Unlock()
+		for _, d := range list {
+			s.unpin(d)
+		}
+	}
+	if len(s.drops) == 0 || s.begin != "" || s.pg.TxStatus() != 'I' {
+		return nil
+	}
+	for len(s.drops) > 0 {
+		_, err := s.pg.Exec(ctx, "DEALLOCATE "+s.drops[0]).ReadAll()
+		if err != nil && !isCode(err, "26000") {
+			return s.finish(ctx, err)
+		}
+		s.drops = s.drops[1:]
+	}
+	s.drops = nil
+	return nil
+}
+
+// forget drops sql's description after the server said it changed or no
+// longer exists. A held description leaves the map for lookups and is
+// deallocated when its last statement closes.
+func (s *session) forget(sql string) {
+	if d := s.stmts.remove(sql); d != nil {
+		s.drop(d)
+		return
+	}
+	if d := s.prepared[sql]; d != nil {
+		delete(s.prepared, sql)
+	}
+}
+
+// retryStale reports whether a statement's first attempt, which ended with
+// err, may run again because its cached description went stale; outside a
+// transaction the failed attempt cost nothing. A cancelled one is not
+// retried. It forgets the description.
+func (s *session) retryStale(sql string, err error, attempt int) bool {
+	if err == nil || attempt > 0 || !isStaleStatement(err) || s.cancel.fired.Load() || s.pg.TxStatus() != 'I' {
+		return false
+	}
+	s.forget(sql)
+	return true
+}
