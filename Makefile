@@ -1,11 +1,11 @@
-# Thin wrapper: one command per target. CI (.ci/run) calls `make lint` and
-# `make test`.
+# Thin wrapper: one command per target. CI (.ci/run) calls `make lint`,
+# `make test` and `make compat`.
 GO ?= go
 GOLANGCI_LINT_VERSION ?= v2.15.0
 EXAMPLES := quickstart sqlx gorm goose converters timeouts metrics
 FUZZTIME ?= 10s
 
-.PHONY: test demo bench lint fmt-check vet test-root test-go127 test-modules examples fuzz
+.PHONY: test demo bench compat lint fmt-check vet test-root test-go127 test-modules examples fuzz
 
 ## test: format check, vet, race tests of every module, every example run
 test: fmt-check vet test-root test-go127 test-modules examples fuzz
@@ -18,6 +18,11 @@ demo:
 bench:
 	cd bench && $(GO) run . $(BENCHFLAGS)
 
+## compat: the upstream suites of pgx's stdlib and sqlx, with pgx stdlib and
+## with pgpurepy (COMPATFLAGS=-v for the patches; gorm: see docs/COMPAT.md)
+compat:
+	cd compat && $(GO) test -count=1 ./... && $(GO) run . $(COMPATFLAGS)
+
 fmt-check:
 	@out=$$(gofmt -l . | grep -v '/testdata/' || true); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -27,6 +32,7 @@ vet:
 	cd bench && $(GO) vet ./...
 	cd examples && $(GO) vet ./...
 	cd promstats && $(GO) vet ./...
+	cd compat && $(GO) vet ./...
 
 test-root:
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -59,6 +65,7 @@ lint: $(GOLANGCI_LINT)
 	cd examples && $(GOLANGCI_LINT) run --config ../.golangci.yml ./...
 	cd promstats && $(GOLANGCI_LINT) run --config ../.golangci.yml ./...
 	cd bench && $(GOLANGCI_LINT) run --config ../.golangci.yml ./...
+	cd compat && $(GOLANGCI_LINT) run --config ../.golangci.yml ./...
 
 $(GOLANGCI_LINT):
 	GOBIN=$(CURDIR)/.bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
