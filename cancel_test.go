@@ -1,12 +1,10 @@
-package pgpurepy
+package pgpurepy_test
 
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -14,93 +12,15 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/goleak"
 
+	"github.com/pgpurepy/pgpurepy"
 	"github.com/pgpurepy/pgpurepy/sqltest"
 )
-
-// ext returns the extension of db, failing the test if there is none.
-func ext(t testing.TB, db *sql.DB) *Pool {
-	t.Helper()
-	x, err := Ext(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return x
-}
-
-func backendPID(t testing.TB, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}) int {
-	t.Helper()
-	var pid int
-	if err := q.QueryRowContext(context.Background(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-		t.Fatal(err)
-	}
-	return pid
-}
-
-// waitNoActive polls pg_stat_activity until no backend runs a statement
-// containing marker; the bound is generous because it is not a timing test.
-func waitNoActive(t testing.TB, db *sql.DB, marker string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var n int
-		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`, marker).Scan(&n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("statement %q still active on the server", marker)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func assertCtxErr(t testing.TB, err error, want error) {
-	t.Helper()
-	if err == nil {
-		t.Fatal("expected an error")
-	}
-	if !errors.Is(err, want) {
-		t.Fatalf("error %v does not wrap %v", err, want)
-	}
-}
 
 func TestCancelExecKeepsConnection(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	db, _ := openDB(t, "connection_count=1")
 	assertCancelKeepsConnection(t, db, ext(t, db), "cancel-exec")
 	_ = db.Close()
-}
-
-// assertCancelKeepsConnection cancels a long statement on db, a pool of one
-// connection, by its deadline, and checks that the statement stopped on the
-// server and the same connection serves the next one, with the cancel
-// counted and no connection opened. marker names the statement.
-func assertCancelKeepsConnection(t testing.TB, db *sql.DB, x *Pool, marker string) {
-	t.Helper()
-	pid := backendPID(t, db)
-	before := x.Stats()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	_, err := db.ExecContext(ctx, "SELECT pg_sleep(30) /* "+marker+" */")
-	assertCtxErr(t, err, context.DeadlineExceeded)
-
-	waitNoActive(t, db, marker)
-	if got := backendPID(t, db); got != pid {
-		t.Fatalf("backend pid changed from %d to %d: the connection was replaced", pid, got)
-	}
-	after := x.Stats()
-	if after.ConnectionsOpened != before.ConnectionsOpened {
-		t.Fatalf("pool opened %d new connections", after.ConnectionsOpened-before.ConnectionsOpened)
-	}
-	if after.CancelsSent <= before.CancelsSent || after.CancelsKept <= before.CancelsKept {
-		t.Fatalf("cancel not counted: before %+v after %+v", before, after)
-	}
 }
 
 func TestCancelDuringRowIteration(t *testing.T) {
@@ -197,7 +117,7 @@ func TestCancelExtension(t *testing.T) {
 
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel2()
-	err = x.CheckoutInTransaction(ctx2, func(c *Conn) error {
+	err = x.CheckoutInTransaction(ctx2, func(c *pgpurepy.Conn) error {
 		if _, err := c.Execute(ctx2, "CREATE TABLE tx_cancel (v int)"); err != nil {
 			return err
 		}
@@ -221,7 +141,7 @@ func TestCancelStress(t *testing.T) {
 	x := ext(t, db)
 	const iterations = 2000
 	failures := 0
-	err := x.Checkout(context.Background(), func(c *Conn) error {
+	err := x.Checkout(context.Background(), func(c *pgpurepy.Conn) error {
 		for i := range iterations {
 			d := time.Duration(rand.IntN(1500)) * time.Microsecond
 			ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -277,16 +197,6 @@ func TestCancelNetworkCut(t *testing.T) {
 	t.Logf("stats after the cut: %+v", x.Stats())
 	_ = db.Close()
 	_ = px.Close()
-}
-
-func viaProxy(t testing.TB, dsn string, px *sqltest.Proxy) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = px.Addr()
-	return u.String()
 }
 
 // TestCancelReturnsAtDeadlineWhenServerSilent holds every byte between the
@@ -445,7 +355,7 @@ func TestCancelDuringStalledWrite(t *testing.T) {
 // does): the cancel handler is already the driver's then, and must work.
 func TestCancelWhileValidatingConnection(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	cfg, err := ParseConfig(sqltest.DB(t) + "&connect_timeout=2&connection_count=1&cancel_grace=1s")
+	cfg, err := pgpurepy.ParseConfig(sqltest.DB(t) + "&connect_timeout=2&connection_count=1&cancel_grace=1s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,7 +364,7 @@ func TestCancelWhileValidatingConnection(t *testing.T) {
 		_, err := pg.Exec(ctx, "SELECT pg_sleep(30)").ReadAll()
 		return err
 	}
-	c, err := NewConnectorConfig(cfg)
+	c, err := pgpurepy.NewConnectorConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

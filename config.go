@@ -14,6 +14,18 @@ import (
 
 // Query modes accepted by the query_mode DSN key.
 const (
+	// QueryModeAuto, the default, prepares named statements as
+	// QueryModePrepare does, and stays safe behind a pooler that moves a
+	// client between server connections (pgbouncer in transaction or
+	// statement pooling): a connection that reaches the server through a
+	// pooler (the server's process id differs from the one the connection
+	// was given) runs statements inside transactions unnamed, and when the
+	// server answers that a named statement does not exist, which happens
+	// before anything ran, the statement runs again unnamed and the pool
+	// prepares no more named statements (Stats.NamedStatements turns false).
+	// Behind pgbouncer 1.21 or newer with max_prepared_statements, named
+	// statements keep working.
+	QueryModeAuto = "auto"
 	// QueryModePrepare prepares each distinct SQL text once per connection as a
 	// named statement and executes it with one round trip afterwards. It is the
 	// fastest mode and works with PostgreSQL directly and with pgbouncer 1.21 or
@@ -37,7 +49,8 @@ type Config struct {
 	// ConnectionCount is the number of connections the pool keeps open
 	// (connection_count).
 	ConnectionCount int
-	// QueryMode is QueryModePrepare or QueryModeDescribe (query_mode).
+	// QueryMode is QueryModeAuto, QueryModePrepare or QueryModeDescribe
+	// (query_mode).
 	QueryMode string
 	// StatementCacheCapacity bounds the statements cached per connection
 	// (statement_cache_capacity).
@@ -72,35 +85,38 @@ type Config struct {
 	Tracer Tracer
 }
 
-// dsnKey is one DSN key of our own: its name, default, parser and doc line,
-// the single source for ParseConfig and for the README's table.
+// dsnKey is one DSN key of our own: its name, its default, the line that
+// documents it and its parser. dsnKeys is the single source of ParseConfig,
+// of the defaults and of the README's table (a test compares them).
 type dsnKey struct {
-	name  string
-	def   string
-	doc   string
-	apply func(c *Config, v string) error
+	name string
+	// def is the value the key takes when a DSN does not set it; shown is
+	// how the README writes a default that depends on the machine.
+	def, shown string
+	doc        string
+	apply      func(c *Config, v string) error
 }
 
 var dsnKeys = []dsnKey{
-	{"connection_count", "NumCPU*2+1", "connections the pool keeps open", func(c *Config, v string) error {
+	{"connection_count", strconv.Itoa(runtime.NumCPU()*2 + 1), "NumCPU×2+1", "connections the pool keeps open", func(c *Config, v string) error {
 		n, err := parsePositive(v)
 		c.ConnectionCount = n
 		return err
 	}},
-	{"query_mode", QueryModePrepare, "`prepare` (named statements) or `describe` (unnamed; for pgbouncer transaction pooling)", func(c *Config, v string) error {
-		if v != QueryModePrepare && v != QueryModeDescribe {
-			return fmt.Errorf("must be %q or %q", QueryModePrepare, QueryModeDescribe)
+	{"query_mode", QueryModeAuto, "", "`auto`: named statements, one round trip per execution, falling back to unnamed ones behind a pooler that loses them (pgbouncer transaction pooling); `prepare`: named statements always; `describe`: unnamed statements always", func(c *Config, v string) error {
+		if v != QueryModeAuto && v != QueryModePrepare && v != QueryModeDescribe {
+			return fmt.Errorf("must be %q, %q or %q", QueryModeAuto, QueryModePrepare, QueryModeDescribe)
 		}
 		c.QueryMode = v
 		return nil
 	}},
-	{"statement_cache_capacity", "512", "statements cached per connection", func(c *Config, v string) error {
+	{"statement_cache_capacity", "512", "", "statements cached per connection", func(c *Config, v string) error {
 		n, err := parsePositive(v)
 		c.StatementCacheCapacity = n
 		return err
 	}},
-	{"ping_after_idle", "1s", "idle time after which a checkout pings the connection (0 = never)", durationKey(func(c *Config) *time.Duration { return &c.PingAfterIdle })},
-	{"cancel_grace", "3s", "time a cancelled statement has to stop before its connection is replaced (more than 0)", func(c *Config, v string) error {
+	{"ping_after_idle", "1s", "", "a checkout pings a connection idle longer than this (0 = never)", durationKey(func(c *Config) *time.Duration { return &c.PingAfterIdle })},
+	{"cancel_grace", "3s", "", "how long the server may take to stop a cancelled statement before its connection is replaced (the caller does not wait for it)", func(c *Config, v string) error {
 		if err := durationKey(func(c *Config) *time.Duration { return &c.CancelGrace })(c, v); err != nil {
 			return err
 		}
@@ -109,15 +125,15 @@ var dsnKeys = []dsnKey{
 		}
 		return nil
 	}},
-	{"max_cancel_dials", "16", "cancel requests in flight at once", func(c *Config, v string) error {
+	{"max_cancel_dials", "16", "", "cancel requests in flight at once", func(c *Config, v string) error {
 		n, err := parsePositive(v)
 		c.MaxCancelDials = n
 		return err
 	}},
-	{"max_conn_lifetime", "0", "replace connections older than this (0 = never)", durationKey(func(c *Config) *time.Duration { return &c.MaxConnLifetime })},
-	{"max_conn_lifetime_jitter", "0", "random extra lifetime per connection", durationKey(func(c *Config) *time.Duration { return &c.MaxConnLifetimeJitter })},
-	{"max_conn_idle_time", "0", "replace connections idle longer than this (0 = never)", durationKey(func(c *Config) *time.Duration { return &c.MaxConnIdleTime })},
-	{"keepalive_interval", "0", "ping idle connections this often (0 = off)", durationKey(func(c *Config) *time.Duration { return &c.KeepaliveInterval })},
+	{"max_conn_lifetime", "0", "", "replace connections older than this (0 = never)", durationKey(func(c *Config) *time.Duration { return &c.MaxConnLifetime })},
+	{"max_conn_lifetime_jitter", "0", "", "random extra lifetime per connection", durationKey(func(c *Config) *time.Duration { return &c.MaxConnLifetimeJitter })},
+	{"max_conn_idle_time", "0", "", "replace connections idle longer than this (0 = never)", durationKey(func(c *Config) *time.Duration { return &c.MaxConnIdleTime })},
+	{"keepalive_interval", "0", "", "ping idle connections this often, below a proxy's idle timeout (0 = off)", durationKey(func(c *Config) *time.Duration { return &c.KeepaliveInterval })},
 }
 
 func durationKey(field func(*Config) *time.Duration) func(*Config, string) error {
@@ -161,21 +177,13 @@ func ParseConfig(dsn string) (*Config, error) {
 	if err != nil {
 		return nil, dsnError(err)
 	}
-	c := &Config{
-		ConnConfig:             cc,
-		ConnectionCount:        runtime.NumCPU()*2 + 1,
-		QueryMode:              QueryModePrepare,
-		StatementCacheCapacity: 512,
-		PingAfterIdle:          time.Second,
-		CancelGrace:            3 * time.Second,
-		MaxCancelDials:         16,
-	}
+	c := &Config{ConnConfig: cc}
 	// Unknown keys land in RuntimeParams; ours are removed from there so that
 	// they are never sent to the server as settings.
 	for _, k := range dsnKeys {
 		v, ok := cc.RuntimeParams[k.name]
 		if !ok {
-			continue
+			v = k.def
 		}
 		delete(cc.RuntimeParams, k.name)
 		if err := k.apply(c, strings.TrimSpace(v)); err != nil {

@@ -1,14 +1,19 @@
-package pgpurepy
+package pgpurepy_test
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
+	"os"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/pgpurepy/pgpurepy"
 )
 
 // Unit tests of ParseConfig: no server is involved.
@@ -19,14 +24,14 @@ func TestParseConfigDefaults(t *testing.T) {
 		"host=localhost user=app dbname=app",
 		"postgres://app@localhost/app",
 	} {
-		c, err := ParseConfig(dsn)
+		c, err := pgpurepy.ParseConfig(dsn)
 		if err != nil {
 			t.Fatalf("ParseConfig(%q): %v", dsn, err)
 		}
-		want := Config{
+		want := pgpurepy.Config{
 			ConnConfig:             c.ConnConfig,
 			ConnectionCount:        runtime.NumCPU()*2 + 1,
-			QueryMode:              QueryModePrepare,
+			QueryMode:              pgpurepy.QueryModeAuto,
 			StatementCacheCapacity: 512,
 			PingAfterIdle:          time.Second,
 			CancelGrace:            3 * time.Second,
@@ -47,22 +52,22 @@ type cfgKeyCase struct {
 	key   string
 	value string
 	bad   bool
-	get   func(*Config) any
+	get   func(*pgpurepy.Config) any
 	want  any
 }
 
 func cfgKeyCases() []cfgKeyCase {
-	count := func(c *Config) any { return c.ConnectionCount }
-	mode := func(c *Config) any { return c.QueryMode }
-	capacity := func(c *Config) any { return c.StatementCacheCapacity }
-	dials := func(c *Config) any { return c.MaxCancelDials }
-	durations := map[string]func(*Config) any{
-		"ping_after_idle":          func(c *Config) any { return c.PingAfterIdle },
-		"cancel_grace":             func(c *Config) any { return c.CancelGrace },
-		"max_conn_lifetime":        func(c *Config) any { return c.MaxConnLifetime },
-		"max_conn_lifetime_jitter": func(c *Config) any { return c.MaxConnLifetimeJitter },
-		"max_conn_idle_time":       func(c *Config) any { return c.MaxConnIdleTime },
-		"keepalive_interval":       func(c *Config) any { return c.KeepaliveInterval },
+	count := func(c *pgpurepy.Config) any { return c.ConnectionCount }
+	mode := func(c *pgpurepy.Config) any { return c.QueryMode }
+	capacity := func(c *pgpurepy.Config) any { return c.StatementCacheCapacity }
+	dials := func(c *pgpurepy.Config) any { return c.MaxCancelDials }
+	durations := map[string]func(*pgpurepy.Config) any{
+		"ping_after_idle":          func(c *pgpurepy.Config) any { return c.PingAfterIdle },
+		"cancel_grace":             func(c *pgpurepy.Config) any { return c.CancelGrace },
+		"max_conn_lifetime":        func(c *pgpurepy.Config) any { return c.MaxConnLifetime },
+		"max_conn_lifetime_jitter": func(c *pgpurepy.Config) any { return c.MaxConnLifetimeJitter },
+		"max_conn_idle_time":       func(c *pgpurepy.Config) any { return c.MaxConnIdleTime },
+		"keepalive_interval":       func(c *pgpurepy.Config) any { return c.KeepaliveInterval },
 	}
 	cases := []cfgKeyCase{
 		{key: "connection_count", value: "1", get: count, want: 1},
@@ -72,8 +77,9 @@ func cfgKeyCases() []cfgKeyCase {
 		{key: "connection_count", value: "-3", bad: true},
 		{key: "connection_count", value: "1.5", bad: true},
 		{key: "connection_count", value: "", bad: true},
-		{key: "query_mode", value: "prepare", get: mode, want: QueryModePrepare},
-		{key: "query_mode", value: "describe", get: mode, want: QueryModeDescribe},
+		{key: "query_mode", value: "auto", get: mode, want: pgpurepy.QueryModeAuto},
+		{key: "query_mode", value: "prepare", get: mode, want: pgpurepy.QueryModePrepare},
+		{key: "query_mode", value: "describe", get: mode, want: pgpurepy.QueryModeDescribe},
 		{key: "query_mode", value: "fast", bad: true},
 		{key: "query_mode", value: "", bad: true},
 		{key: "statement_cache_capacity", value: "1", get: capacity, want: 1},
@@ -117,9 +123,9 @@ func TestParseConfigKeys(t *testing.T) {
 			"keywords": "host=localhost user=app dbname=app " + tc.key + "=" + cfgQuoteKV(tc.value),
 		}
 		for form, dsn := range forms {
-			c, err := ParseConfig(dsn)
+			c, err := pgpurepy.ParseConfig(dsn)
 			if tc.bad {
-				var ce *ConfigError
+				var ce *pgpurepy.ConfigError
 				if !errors.As(err, &ce) {
 					t.Errorf("%s: ParseConfig(%q) = %v, want a *ConfigError", form, dsn, err)
 					continue
@@ -157,16 +163,16 @@ func TestParseConfigKeysCovered(t *testing.T) {
 	for _, tc := range cfgKeyCases() {
 		tested[tc.key] = true
 	}
-	for _, k := range dsnKeys {
-		if !tested[k.name] {
-			t.Errorf("dsn key %s has no test case", k.name)
+	for _, k := range pgpurepy.DSNKeys() {
+		if !tested[k.Name] {
+			t.Errorf("dsn key %s has no test case", k.Name)
 		}
-		if k.doc == "" || k.def == "" {
-			t.Errorf("dsn key %s lacks a default or doc line", k.name)
+		if k.Doc == "" || k.Default == "" {
+			t.Errorf("dsn key %s lacks a default or doc line", k.Name)
 		}
 	}
-	if len(tested) != len(dsnKeys) {
-		t.Errorf("%d keys tested, %d in dsnKeys", len(tested), len(dsnKeys))
+	if keys := pgpurepy.DSNKeys(); len(tested) != len(keys) {
+		t.Errorf("%d keys tested, %d in dsnKeys", len(tested), len(keys))
 	}
 }
 
@@ -174,27 +180,27 @@ func TestParseConfigAllKeysAtOnce(t *testing.T) {
 	t.Parallel()
 	q := url.Values{}
 	kv := "host=db.example user=app dbname=app password=pw application_name=myapp"
-	for _, k := range dsnKeys {
+	for _, k := range pgpurepy.DSNKeys() {
 		v := "7"
-		switch k.name {
+		switch k.Name {
 		case "query_mode":
-			v = QueryModeDescribe
+			v = pgpurepy.QueryModeDescribe
 		case "ping_after_idle", "cancel_grace", "max_conn_lifetime", "max_conn_lifetime_jitter", "max_conn_idle_time", "keepalive_interval":
 			v = "7s"
 		}
-		q.Set(k.name, v)
-		kv += " " + k.name + "=" + v
+		q.Set(k.Name, v)
+		kv += " " + k.Name + "=" + v
 	}
 	q.Set("application_name", "myapp")
 	for _, dsn := range []string{"postgres://app:pw@db.example/app?" + q.Encode(), kv} {
-		c, err := ParseConfig(dsn)
+		c, err := pgpurepy.ParseConfig(dsn)
 		if err != nil {
 			t.Fatalf("ParseConfig(%q): %v", dsn, err)
 		}
-		want := Config{
+		want := pgpurepy.Config{
 			ConnConfig:             c.ConnConfig,
 			ConnectionCount:        7,
-			QueryMode:              QueryModeDescribe,
+			QueryMode:              pgpurepy.QueryModeDescribe,
 			StatementCacheCapacity: 7,
 			PingAfterIdle:          7 * time.Second,
 			CancelGrace:            7 * time.Second,
@@ -225,7 +231,7 @@ func TestParseConfigUnknownKeyIsRuntimeParam(t *testing.T) {
 		"host=h user=u search_path=s1 connection_count=3",
 		"postgres://u@h/d?search_path=s1&connection_count=3",
 	} {
-		c, err := ParseConfig(dsn)
+		c, err := pgpurepy.ParseConfig(dsn)
 		if err != nil {
 			t.Fatalf("ParseConfig(%q): %v", dsn, err)
 		}
@@ -239,25 +245,25 @@ func TestParseConfigUnknownKeyIsRuntimeParam(t *testing.T) {
 // pgconn's keys still come from the PG* variables. t.Setenv makes this test
 // sequential.
 func TestParseConfigEnvironment(t *testing.T) {
-	for _, k := range dsnKeys {
-		up := strings.ToUpper(k.name)
+	for _, k := range pgpurepy.DSNKeys() {
+		up := strings.ToUpper(k.Name)
 		t.Setenv("PG"+up, "bad")
 		t.Setenv(up, "bad")
 		t.Setenv("PGPUREPY_"+up, "bad")
-		t.Setenv(k.name, "bad")
+		t.Setenv(k.Name, "bad")
 	}
 	t.Setenv("PGAPPNAME", "from-env")
 	t.Setenv("PGOPTIONS", "")
-	c, err := ParseConfig("host=localhost user=app dbname=app")
+	c, err := pgpurepy.ParseConfig("host=localhost user=app dbname=app")
 	if err != nil {
 		t.Fatalf("ParseConfig read the environment for our keys: %v", err)
 	}
-	if c.ConnectionCount != runtime.NumCPU()*2+1 || c.QueryMode != QueryModePrepare || c.CancelGrace != 3*time.Second {
+	if c.ConnectionCount != runtime.NumCPU()*2+1 || c.QueryMode != pgpurepy.QueryModeAuto || c.CancelGrace != 3*time.Second {
 		t.Errorf("environment changed our defaults: %+v", *c)
 	}
-	for _, k := range dsnKeys {
-		if _, ok := c.ConnConfig.RuntimeParams[k.name]; ok {
-			t.Errorf("%s reached RuntimeParams from the environment", k.name)
+	for _, k := range pgpurepy.DSNKeys() {
+		if _, ok := c.ConnConfig.RuntimeParams[k.Name]; ok {
+			t.Errorf("%s reached RuntimeParams from the environment", k.Name)
 		}
 	}
 	if got := c.ConnConfig.RuntimeParams["application_name"]; got != "from-env" {
@@ -267,7 +273,7 @@ func TestParseConfigEnvironment(t *testing.T) {
 
 func TestConfigCopy(t *testing.T) {
 	t.Parallel()
-	c, err := ParseConfig("postgres://app:pw@localhost/app?application_name=x&connection_count=5")
+	c, err := pgpurepy.ParseConfig("postgres://app:pw@localhost/app?application_name=x&connection_count=5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +334,7 @@ func cfgSecretCases() []cfgSecretCase {
 func TestParseConfigErrorsHidePassword(t *testing.T) {
 	t.Parallel()
 	for _, tc := range cfgSecretCases() {
-		_, err := ParseConfig(tc.dsn)
+		_, err := pgpurepy.ParseConfig(tc.dsn)
 		if err == nil {
 			t.Errorf("ParseConfig(%q) succeeded", tc.dsn)
 			continue
@@ -359,9 +365,10 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add(uint8(2), "Sekrit4711pw", "[::1/app")
 	f.Add(uint8(3), "Sekrit4711pw", "localhost/app?port=x")
 	f.Add(uint8(3), "Sekrit4711pw", "h1,h2:5432/db?target_session_attrs=bogus")
+	keys := pgpurepy.DSNKeys()
 	f.Fuzz(func(t *testing.T, form uint8, pw, rest string) {
 		dsn, secrets := cfgSecretDSN(form, pw, rest)
-		c, err := ParseConfig(dsn)
+		c, err := pgpurepy.ParseConfig(dsn)
 		if err == nil {
 			n := c.Copy()
 			if n == nil || n.ConnConfig == nil || n.ConnConfig == c.ConnConfig {
@@ -373,12 +380,12 @@ func FuzzParseConfig(f *testing.F) {
 			if c.ConnectionCount < 1 || c.StatementCacheCapacity < 1 || c.MaxCancelDials < 1 {
 				t.Fatalf("ParseConfig(%q) accepted a non-positive count: %+v", dsn, *c)
 			}
-			if c.QueryMode != QueryModePrepare && c.QueryMode != QueryModeDescribe {
+			if c.QueryMode != pgpurepy.QueryModeAuto && c.QueryMode != pgpurepy.QueryModePrepare && c.QueryMode != pgpurepy.QueryModeDescribe {
 				t.Fatalf("ParseConfig(%q): query mode %q", dsn, c.QueryMode)
 			}
-			for _, k := range dsnKeys {
-				if _, ok := c.ConnConfig.RuntimeParams[k.name]; ok {
-					t.Fatalf("ParseConfig(%q) left %s in RuntimeParams", dsn, k.name)
+			for _, k := range keys {
+				if _, ok := c.ConnConfig.RuntimeParams[k.Name]; ok {
+					t.Fatalf("ParseConfig(%q) left %s in RuntimeParams", dsn, k.Name)
 				}
 			}
 			return
@@ -401,7 +408,7 @@ func FuzzParseConfig(f *testing.F) {
 			}
 			return r
 		}, pw), rest)
-		_, otherErr := ParseConfig(other)
+		_, otherErr := pgpurepy.ParseConfig(other)
 		// Any 8 consecutive bytes of the password count, so that a partly
 		// redacted password is caught too.
 		for _, secret := range secrets {
@@ -463,4 +470,30 @@ func cfgWindows(s string, n int) []string {
 		w = append(w, s[i:i+n])
 	}
 	return w
+}
+
+// TestREADMEListsDSNKeys checks that the README's table of DSN keys is the
+// package's own table, row for row: name, default and meaning.
+func TestREADMEListsDSNKeys(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(readme), "| key | default | meaning |\n| --- | --- | --- |\n")
+	if !ok {
+		t.Fatal("README.md has no table of DSN keys")
+	}
+	table, _, _ = strings.Cut(table, "\n\n")
+	var want []string
+	for _, k := range pgpurepy.DSNKeys() {
+		def := k.Shown
+		if def == "" {
+			def = "`" + k.Default + "`"
+		}
+		want = append(want, fmt.Sprintf("| `%s` | %s | %s |", k.Name, def, k.Doc))
+	}
+	if got := strings.Split(strings.TrimRight(table, "\n"), "\n"); !slices.Equal(got, want) {
+		t.Errorf("README.md's DSN table:\n%s\nconfig.go's keys:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

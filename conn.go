@@ -27,7 +27,8 @@ import (
 // transaction or a *sql.Conn database/sql does not park the conn, so session
 // state (SET, temporary tables) lasts as long as they do.
 type conn struct {
-	p *poolState
+	pool *pool.Pool[*session]
+	sh   *shared
 	// s and res are the bound session; nil while parked.
 	s   *session
 	res *pool.Resource[*session]
@@ -61,7 +62,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 		return nil, err
 	}
 	s := c.s
-	if err := s.ready(ctx); err != nil {
+	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
 	if s.carryBegin() {
@@ -69,7 +70,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	}
 	d, held, err := s.prepare(ctx, query)
 	if err != nil {
-		return nil, c.done(ctx, err)
+		return nil, s.finish(ctx, err)
 	}
 	st := &stmt{c: c, sql: query, numInput: len(d.sd.ParamOIDs)}
 	if held {
@@ -88,16 +89,17 @@ func (c *conn) Close() error {
 	return nil
 }
 
-// bind checks a session out for c if it has none.
+// bind checks a session out for c if it has none, waiting in line (first
+// come, first served) bounded by ctx.
 func (c *conn) bind(ctx context.Context) error {
 	if c.s != nil {
 		return nil
 	}
-	s, res, err := c.p.acquire(ctx)
+	res, err := c.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("pgpurepy: acquire connection: %w", err)
 	}
-	c.s, c.res = s, res
+	c.s, c.res = res.Value(), res
 	return nil
 }
 
@@ -119,7 +121,7 @@ func (c *conn) Begin() (driver.Tx, error) {
 // BeginTx starts a transaction with the isolation level and access mode of
 // opts. It checks a connection out but sends nothing: the BEGIN goes to the
 // server with the transaction's first statement, in the same round trip
-// (see session.carryBegin), and a transaction that runs no statement costs
+// (see begin.go), and a transaction that runs no statement costs
 // none. An error of the BEGIN itself, which a healthy server does not
 // give, is therefore the first statement's.
 func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
@@ -130,7 +132,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err := c.bind(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.s.ready(ctx); err != nil {
+	if err := c.s.start(ctx); err != nil {
 		return nil, err
 	}
 	c.s.begin = begin
@@ -160,21 +162,8 @@ func (c *conn) exec(ctx context.Context, query string, args []driver.NamedValue,
 	if len(args) == 0 && !singleStatement(query) {
 		return c.execSimple(ctx, query)
 	}
-	s := c.s
-	for attempt := 0; ; attempt++ {
-		rr, _, err := s.execParams(ctx, query, args, o)
-		if err != nil {
-			return pgconn.CommandTag{}, err
-		}
-		tag, err := rr.Close()
-		if s.retryStale(query, err, attempt) {
-			continue
-		}
-		if err := c.doneWith(ctx, query, err); err != nil {
-			return pgconn.CommandTag{}, err
-		}
-		return tag, nil
-	}
+	_, _, tag, err := c.s.run(ctx, query, args, o, false)
+	return tag, err
 }
 
 // execSimple runs query with the simple protocol and returns the last
@@ -188,7 +177,7 @@ func (c *conn) execSimple(ctx context.Context, query string) (pgconn.CommandTag,
 	for mrr.NextResult() {
 		tag, _ = mrr.ResultReader().Close()
 	}
-	if err := c.done(ctx, mrr.Close()); err != nil {
+	if err := c.s.finish(ctx, mrr.Close()); err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	return tag, nil
@@ -226,38 +215,27 @@ func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue
 		}
 		return r, nil
 	}
-	s := c.s
-	for attempt := 0; ; attempt++ {
-		rr, d, err := s.execParams(ctx, query, args, o)
-		if err != nil {
-			return nil, err
-		}
-		fields := rr.FieldDescriptions()
-		if fields == nil && len(d.sd.Fields) > 0 {
-			// The statement ended before its first row: read why now, so a
-			// statement whose cached description went stale can be retried.
-			_, err := rr.Close()
-			if s.retryStale(query, err, attempt) {
-				continue
-			}
-			if err := c.doneWith(ctx, query, err); err != nil {
-				return nil, err
-			}
-			return &rows{c: c, ctx: ctx, sql: query, finished: true}, nil
-		}
-		r := &rows{c: c, ctx: ctx, rr: rr, sql: query, fields: d.sd.Fields, columns: d.columns, decoders: d.decoders}
-		switch {
-		case !sameTypes(fields, d.sd.Fields):
-			// In describe mode the server describes the result again with
-			// every execution; it changed (search_path, DDL), so decode by
-			// what it says now and describe afresh next time.
-			s.forget(query)
-			r.plan(fields)
-		case o.formats != nil || o.formatsByOID != nil:
-			r.plan(fields)
-		}
-		return r, nil
+	rr, d, tag, err := c.s.run(ctx, query, args, o, true)
+	if err != nil {
+		return nil, err
 	}
+	if rr == nil {
+		// It ended before its first row.
+		c.traceEnd(ctx, tag.String(), nil)
+		return &rows{c: c, ctx: ctx, sql: query, finished: true}, nil
+	}
+	r := &rows{c: c, ctx: ctx, rr: rr, sql: query, fields: d.sd.Fields, columns: d.columns, decoders: d.decoders}
+	switch fields := rr.FieldDescriptions(); {
+	case !sameTypes(fields, d.sd.Fields):
+		// In describe mode the server describes the result again with
+		// every execution; it changed (search_path, DDL), so decode by
+		// what it says now and describe afresh next time.
+		c.s.forget(query)
+		r.plan(fields)
+	case o.formats != nil || o.formatsByOID != nil:
+		r.plan(fields)
+	}
+	return r, nil
 }
 
 func sameTypes(a, b []pgconn.FieldDescription) bool {
@@ -278,10 +256,10 @@ func (c *conn) Ping(ctx context.Context) error {
 	if err := c.bind(ctx); err != nil {
 		return err
 	}
-	if err := c.s.ready(ctx); err != nil {
+	if err := c.s.start(ctx); err != nil {
 		return err
 	}
-	if err := c.done(ctx, c.s.pg.Ping(ctx)); err != nil {
+	if err := c.s.finish(ctx, c.s.pg.Ping(ctx)); err != nil {
 		if ctx.Err() == nil && !c.s.healthy() {
 			return fmt.Errorf("%w: %w", driver.ErrBadConn, err)
 		}
@@ -331,45 +309,21 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 	return nil
 }
 
-// done finishes a statement: settles a cancellation and shapes the error.
-func (c *conn) done(ctx context.Context, err error) error {
-	return c.s.finish(ctx, err)
-}
-
-// doneWith is done for the statement sql: when the server says its cached
-// description went stale, the description is forgotten, so that the next
-// execution describes it again.
-func (c *conn) doneWith(ctx context.Context, sql string, err error) error {
-	err = c.done(ctx, err)
-	if err != nil && isStaleStatement(err) {
-		c.s.forget(sql)
-	}
-	return err
-}
-
 type result int64
 
 func (r result) RowsAffected() (int64, error) { return int64(r), nil }
 
 func (result) LastInsertId() (int64, error) { return 0, ErrNoLastInsertID }
 
-func beginSQL(level sql.IsolationLevel, readOnly bool) (string, error) {
-	q := "BEGIN"
-	switch level {
-	case sql.LevelDefault:
-	case sql.LevelReadUncommitted:
-		q += " ISOLATION LEVEL READ UNCOMMITTED"
-	case sql.LevelReadCommitted:
-		q += " ISOLATION LEVEL READ COMMITTED"
-	case sql.LevelRepeatableRead, sql.LevelSnapshot:
-		q += " ISOLATION LEVEL REPEATABLE READ"
-	case sql.LevelSerializable:
-		q += " ISOLATION LEVEL SERIALIZABLE"
-	default:
-		return "", fmt.Errorf("pgpurepy: isolation level %s is not supported by PostgreSQL", level)
+func (c *conn) traceStart(ctx context.Context, query string, args []driver.NamedValue) context.Context {
+	if t := c.sh.cfg.Tracer; t != nil {
+		return t.TraceQueryStart(ctx, query, args)
 	}
-	if readOnly {
-		q += " READ ONLY"
+	return ctx
+}
+
+func (c *conn) traceEnd(ctx context.Context, tag string, err error) {
+	if t := c.sh.cfg.Tracer; t != nil {
+		t.TraceQueryEnd(ctx, tag, err)
 	}
-	return q, nil
 }

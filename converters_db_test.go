@@ -1,4 +1,4 @@
-package pgpurepy
+package pgpurepy_test
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/pgpurepy/pgpurepy"
 	"github.com/pgpurepy/pgpurepy/converters"
 )
 
@@ -118,7 +119,7 @@ func convAny(t testing.TB, ctx context.Context, q interface {
 // The issue's example, verbatim, in both query modes and both protocols.
 func TestConvEnumIssueExample(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{QueryModePrepare, QueryModeDescribe} {
+	for _, mode := range []string{pgpurepy.QueryModePrepare, pgpurepy.QueryModeDescribe} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			ctx := convCtx(t)
@@ -980,7 +981,7 @@ func TestConvRegisterWhileHeld(t *testing.T) {
 	})
 	// B holds a connection of the extension.
 	wg.Go(func() {
-		err := x.Checkout(ctx, func(c *Conn) error {
+		err := x.Checkout(ctx, func(c *pgpurepy.Conn) error {
 			row, err := c.FetchOne(ctx, `SELECT 'ok'::mood AS m, pg_backend_pid() AS pid`)
 			if err != nil {
 				return err
@@ -1326,7 +1327,7 @@ func TestConvDecodeError(t *testing.T) {
 				t.Fatal("no error")
 			}
 			t.Logf("%v", err)
-			var de *DecodeError
+			var de *pgpurepy.DecodeError
 			if !errors.As(err, &de) {
 				t.Fatalf("%T is not a *DecodeError", err)
 			}
@@ -1350,7 +1351,7 @@ func TestConvDecodeError(t *testing.T) {
 	// QueryRow reports it the same way.
 	var r convStrict
 	err := db.QueryRowContext(ctx, `SELECT ROW(NULL, 1)::rec AS r1`).Scan(&r)
-	var de *DecodeError
+	var de *pgpurepy.DecodeError
 	if !errors.As(err, &de) || de.Column != "r1" {
 		t.Errorf("QueryRow: %v", err)
 	}
@@ -1370,11 +1371,10 @@ func TestConvCheckoutWithParkedReader(t *testing.T) {
 	ctx := convCtx(t)
 	db, _ := openDB(t, "connection_count=1")
 	x := ext(t, db)
-	s, res, err := x.p.acquire(ctx)
+	nc, check, destroy, err := pgpurepy.CheckoutSession(ctx, x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc := s.pg.Conn()
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
@@ -1383,7 +1383,7 @@ func TestConvCheckoutWithParkedReader(t *testing.T) {
 	}()
 	time.Sleep(100 * time.Millisecond)
 	checked := make(chan error, 1)
-	go func() { checked <- x.p.check(ctx, s, 0) }()
+	go func() { checked <- check(ctx) }()
 	select {
 	case err := <-checked:
 		if err != nil {
@@ -1401,5 +1401,5 @@ func TestConvCheckoutWithParkedReader(t *testing.T) {
 	}
 	_ = nc.Close() // ends the parked reader; the session cannot be used any more
 	<-readerDone
-	res.Destroy("test")
+	destroy()
 }

@@ -56,4 +56,65 @@
 // max_conn_idle_time, keepalive_interval). [NewConnectorConfig] takes a
 // [Config] with a logger or tracer set; [OpenDB] opens a *sql.DB with
 // database/sql limits that suit the pool.
+//
+// # Architecture
+//
+// The package is layered; a file uses only files of its own layer or below
+// (database/sql's conn, rows, stmt and tx use each other, as database/sql
+// makes them):
+//
+//	face     driver.go connector.go conn.go rows.go stmt.go tx.go args.go   database/sql
+//	         ext.go row.go stats.go                                          the extension
+//	session  dial.go health.go exec.go statements.go catalog.go begin.go
+//	         finish.go recovery.go session.go                                one connection
+//	parts    decode.go encode.go stmtcache.go registry.go nullable.go cancel.go
+//	         failover.go counters.go config.go log.go gracectx.go
+//	         sqltext.go saslprep.go trace.go errors.go
+//	wire     internal/wire (Framer, Peeker), internal/pool, pgx's pgconn and pgtype
+//
+// Where each behaviour of the seed's pool API lives:
+//
+//   - open_pool, connection_count: config.go (ParseConfig, the DSN keys),
+//     connector.go (NewConnector, OpenDB), internal/pool (the pool itself),
+//     dial.go (one connection);
+//   - max_connections, idle_connections, waiting_tasks and the counters:
+//     stats.go, counters.go;
+//   - execute, fetch, fetch_one, fetch_one_or_none: ext.go, over conn.go
+//     and exec.go (statements.go keeps their descriptions);
+//   - checkout_connection, checkout_in_transaction: ext.go (Checkout,
+//     CheckoutInTransaction), tx.go, begin.go (the deferred BEGIN);
+//   - add_converter, add_converter_with_array: ext.go (AddConverter),
+//     registry.go, catalog.go (the type's catalog entry), decode.go and
+//     encode.go (applying it), the converters package;
+//   - cancellation: cancel.go (the cancel request), internal/wire (ending
+//     the read at the deadline), recovery.go (draining and settling),
+//     finish.go (the caller's error);
+//   - connections closed while idle (the seed's warning): health.go (the
+//     checkout's check), internal/pool (replacement), finish.go
+//     (driver.ErrBadConn when nothing was sent).
+//
+// # Ownership and locks
+//
+// A session (one server connection) has one holder at a time: the pool
+// hands it to a database/sql connection or an extension Conn, and only the
+// holder's goroutine calls pgconn on it, so a session has no mutex. Two
+// exceptions, both by design:
+//
+//   - After a cancel request the session belongs to its recovery goroutine
+//     until the recovery ends. The holder keeps its reference but waits in
+//     ready, bounded by its own context, before any I/O; a holder that lets
+//     go meanwhile leaves the release to the recovery.
+//   - pgconn's context watcher calls cancelHandler.HandleCancel on its own
+//     goroutine: it sets an atomic flag, interrupts the Framer (safe from any
+//     goroutine) and sends the cancel request on yet another. A statement
+//     closed by a conn that no longer holds its session hands it over
+//     through closedStmts, which has a mutex of its own.
+//
+// Every mutex (registry, nullability, failover, cancelHandler, recovery,
+// closedStmts, internal/pool's) is a leaf: none is held while another is
+// taken, during I/O, or while user code runs. Converters (the Converter's
+// Codec and GoType), the Tracer and the Logger are always called without a
+// lock held: a converter is checked on a copy of a connection's types before
+// the registry's lock is taken, and the registry's entries are applied
+// outside it.
 package pgpurepy

@@ -47,6 +47,10 @@ func (d *Driver) Open(dsn string) (driver.Conn, error) {
 	return cn, nil
 }
 
+// Driver returns a Driver that leads back to this Connector, which is how
+// Ext finds the pool of a *sql.DB. It does no I/O.
+func (c *Connector) Driver() driver.Driver { return &Driver{c: c} }
+
 // OpenConnector parses dsn and returns a Connector with its own pool. It opens
 // no connection; a bad DSN gives an error that names the problem and never
 // contains the password.

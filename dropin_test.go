@@ -1,4 +1,4 @@
-package pgpurepy
+package pgpurepy_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/pgpurepy/pgpurepy"
 	"github.com/pgpurepy/pgpurepy/sqltest"
 )
 
@@ -411,7 +412,7 @@ func TestEarlyCloseKeepsTransaction(t *testing.T) {
 	committed(t, 3)
 
 	x := ext(t, db)
-	err = x.CheckoutInTransaction(ctx, func(c *Conn) error {
+	err = x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
 		if _, err := c.FetchOne(ctx, many); err != nil {
 			return err
 		}
@@ -445,7 +446,7 @@ func TestEarlyCloseReportsAndKeepsWork(t *testing.T) {
 	if !errors.As(err, &pgErr) || pgErr.Code != "22012" {
 		t.Fatalf("QueryRow over a division by zero at row 150000: %v", err)
 	}
-	if _, err := x.FetchOne(ctx, "SELECT 1/(g - 150000) FROM generate_series(1, 200000) g"); extPgCode(err) != "22012" {
+	if _, err := x.FetchOne(ctx, "SELECT 1/(g - 150000) FROM generate_series(1, 200000) g"); pgCode(err) != "22012" {
 		t.Fatalf("FetchOne over a division by zero at row 150000: %v", err)
 	}
 
@@ -471,7 +472,7 @@ func TestCheckoutKeepsConnectionAfterFailedRollback(t *testing.T) {
 	ctx := context.Background()
 	resWarm(t, db, x)
 	failed := errors.New("fn failed")
-	err := x.Checkout(ctx, func(c *Conn) error {
+	err := x.Checkout(ctx, func(c *pgpurepy.Conn) error {
 		pid := func() (any, error) {
 			row, err := c.FetchOne(ctx, "SELECT pg_backend_pid()")
 			if err != nil {
@@ -484,7 +485,7 @@ func TestCheckoutKeepsConnectionAfterFailedRollback(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		err = c.Transaction(ctx, func(c *Conn) error {
+		err = c.Transaction(ctx, func(c *pgpurepy.Conn) error {
 			if _, err := c.Execute(ctx, "SELECT 1"); err != nil {
 				return err
 			}
@@ -613,7 +614,7 @@ func TestLargeValueReleasesBuffers(t *testing.T) {
 // type under lc_messages in German, in both query modes: the retry must not
 // depend on the English text of the error.
 func TestStaleStatementRetryTranslated(t *testing.T) {
-	for _, mode := range []string{QueryModePrepare, QueryModeDescribe} {
+	for _, mode := range []string{pgpurepy.QueryModePrepare, pgpurepy.QueryModeDescribe} {
 		t.Run(mode, func(t *testing.T) {
 			db, _ := openDB(t, "connection_count=1", "query_mode="+mode)
 			ctx := context.Background()
@@ -733,6 +734,51 @@ func TestPasswordNeedsSASLprep(t *testing.T) {
 			if err != nil || who != role {
 				t.Errorf("%s password %+q: %q, %v", method, pw, who, err)
 			}
+		}
+	}
+}
+
+// TestDeadlineIsPgconnTimeout checks that a statement cancelled by its
+// deadline satisfies pgconn.Timeout, as with pgx, and one cancelled by
+// cancel does not; both wrap their context's error.
+func TestDeadlineIsPgconnTimeout(t *testing.T) {
+	db, _ := openDB(t)
+	x := ext(t, db)
+	st, err := db.Prepare("SELECT pg_sleep($1::float8)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	calls := map[string]func(ctx context.Context) error{
+		"exec": func(ctx context.Context) error {
+			_, err := db.ExecContext(ctx, "SELECT pg_sleep(5)")
+			return err
+		},
+		"query": func(ctx context.Context) error {
+			var v any
+			return db.QueryRowContext(ctx, "SELECT pg_sleep(5)").Scan(&v)
+		},
+		"prepared": func(ctx context.Context) error {
+			_, err := st.ExecContext(ctx, 5.0)
+			return err
+		},
+		"extension": func(ctx context.Context) error {
+			_, err := x.Execute(ctx, "SELECT pg_sleep(5)")
+			return err
+		},
+	}
+	for name, call := range calls {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		err := call(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || !pgconn.Timeout(err) {
+			t.Errorf("%s after its deadline: %v (pgconn.Timeout %v)", name, err, pgconn.Timeout(err))
+		}
+		ctx, cancel = context.WithCancel(context.Background())
+		time.AfterFunc(100*time.Millisecond, cancel)
+		err = call(ctx)
+		if !errors.Is(err, context.Canceled) || pgconn.Timeout(err) {
+			t.Errorf("%s cancelled: %v (pgconn.Timeout %v)", name, err, pgconn.Timeout(err))
 		}
 	}
 }

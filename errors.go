@@ -1,8 +1,11 @@
 package pgpurepy
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 var (
@@ -13,6 +16,13 @@ var (
 	// ErrNoLastInsertID is returned by Result.LastInsertId: PostgreSQL has no
 	// such value; add RETURNING id to the statement and scan it instead.
 	ErrNoLastInsertID = errors.New("pgpurepy: LastInsertId is not supported by PostgreSQL, use INSERT ... RETURNING")
+
+	// ErrNotPgpurepy is returned by Ext for a *sql.DB of another driver.
+	ErrNotPgpurepy = errors.New("pgpurepy: not a pgpurepy *sql.DB")
+
+	// ErrNoRows is returned by FetchOne when the query returned no row. It
+	// wraps sql.ErrNoRows, so errors.Is(err, sql.ErrNoRows) holds.
+	ErrNoRows = fmt.Errorf("pgpurepy: no rows in result set: %w", sql.ErrNoRows)
 )
 
 // ArgumentError reports an argument that cannot be sent: its position ($1 is
@@ -53,3 +63,36 @@ func (e *DecodeError) Error() string {
 
 // Unwrap returns the decoder's error.
 func (e *DecodeError) Unwrap() error { return e.Err }
+
+// isCode reports whether err is a server error with SQLSTATE code.
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// cancelledError is what a statement returns when its context ended while
+// it ran: see session.cancelled.
+type cancelledError struct {
+	ctxErr  error
+	cause   error // the server's error, if it came in time
+	timeout error // pgconn's timeout error, after a deadline
+}
+
+func (e *cancelledError) Error() string {
+	if e.cause != nil {
+		return "pgpurepy: " + e.ctxErr.Error() + ": " + e.cause.Error()
+	}
+	return "pgpurepy: " + e.ctxErr.Error() + ": the server was asked to cancel the statement"
+}
+
+// Unwrap returns the context's error and, when there are, the server's and
+// pgconn's timeout error.
+func (e *cancelledError) Unwrap() []error {
+	errs := []error{e.ctxErr}
+	for _, err := range []error{e.cause, e.timeout} {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}

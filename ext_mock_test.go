@@ -1,4 +1,4 @@
-package pgpurepy
+package pgpurepy_test
 
 // The paths of the extension a real server cannot force on demand.
 //
@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgpurepy/pgpurepy"
 	"github.com/pgpurepy/pgpurepy/sqltest"
 )
 
@@ -45,11 +46,11 @@ func TestExtNotPgpurepy(t *testing.T) {
 		"another driver": extFakeDriver{},
 		// The registered pgpurepy Driver belongs to no pool: a *sql.DB
 		// whose connector only hands it out has no extension.
-		"pool-less pgpurepy Driver": &Driver{},
+		"pool-less pgpurepy Driver": &pgpurepy.Driver{},
 	} {
 		db := sql.OpenDB(extConnector{d: d})
-		x, err := Ext(db)
-		if !errors.Is(err, ErrNotPgpurepy) || x != nil {
+		x, err := pgpurepy.Ext(db)
+		if !errors.Is(err, pgpurepy.ErrNotPgpurepy) || x != nil {
 			t.Errorf("%s: Ext = %v, %v; want nil, ErrNotPgpurepy", name, x, err)
 		}
 		_ = db.Close()
@@ -58,7 +59,7 @@ func TestExtNotPgpurepy(t *testing.T) {
 
 // extProxyDB opens a pool of one connection to a fresh database through a
 // fault proxy, and a direct *sql.DB to the same database for checking.
-func extProxyDB(t *testing.T) (x *Pool, px *sqltest.Proxy, direct *sql.DB) {
+func extProxyDB(t *testing.T) (x *pgpurepy.Pool, px *sqltest.Proxy, direct *sql.DB) {
 	t.Helper()
 	dsn := sqltest.DB(t)
 	srv := sqltest.Shared(t)
@@ -85,12 +86,12 @@ func extProxyDB(t *testing.T) (x *Pool, px *sqltest.Proxy, direct *sql.DB) {
 
 // extRecovers waits until the pool serves a transaction again and checks
 // its data arrives.
-func extRecovers(t *testing.T, x *Pool, direct *sql.DB) {
+func extRecovers(t *testing.T, x *pgpurepy.Pool, direct *sql.DB) {
 	t.Helper()
 	ctx := context.Background()
 	deadline := time.Now().Add(extBound)
 	for {
-		err := x.CheckoutInTransaction(ctx, func(c *Conn) error {
+		err := x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
 			_, err := c.Execute(ctx, "INSERT INTO ext_cut VALUES (2)")
 			return err
 		})
@@ -140,7 +141,7 @@ func TestExtCommitNetworkCut(t *testing.T) {
 	ctx := context.Background()
 	closedBefore := x.Stats().ConnectionsClosed["broken"]
 
-	err := x.CheckoutInTransaction(ctx, func(c *Conn) error {
+	err := x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
 		if _, err := c.Execute(ctx, "INSERT INTO ext_cut VALUES (1)"); err != nil {
 			return err
 		}
@@ -150,7 +151,7 @@ func TestExtCommitNetworkCut(t *testing.T) {
 	if err == nil {
 		t.Fatal("CheckoutInTransaction reported success for a COMMIT that never reached the server")
 	}
-	if errors.Is(err, ErrTxRolledBack) {
+	if errors.Is(err, pgpurepy.ErrTxRolledBack) {
 		t.Fatalf("a network error at COMMIT reported as a known rollback: %v", err)
 	}
 	t.Logf("error at COMMIT: %v (wraps driver.ErrBadConn: %v)", err, errors.Is(err, driver.ErrBadConn))
@@ -177,7 +178,7 @@ func TestExtCommitNetworkStall(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() {
-		done <- x.CheckoutInTransaction(ctx, func(c *Conn) error {
+		done <- x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
 			if _, err := c.Execute(ctx, "INSERT INTO ext_cut VALUES (1)"); err != nil {
 				return err
 			}

@@ -1,6 +1,6 @@
-package pgpurepy
+package pgpurepy_test
 
-// Tests of the extension (pool_ext.go, row.go) against the real server.
+// Tests of the extension (ext.go, row.go) against the real server.
 // Synchronisation is never a sleep: holders block on channels, and gauges
 // are polled with a generous bound until the expected value appears (the
 // bound only limits how long a failing test takes, it is not a timing
@@ -17,39 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgpurepy/pgpurepy"
 )
-
-// extBound is how long a test waits for something that should happen at
-// once; it is generous so that a slow machine does not fail the test.
-const extBound = 20 * time.Second
-
-// extWaitGauges polls the pool until its idle and waiting gauges have the
-// given values, and fails the test with the last snapshot otherwise.
-func extWaitGauges(t testing.TB, x *Pool, idle, waiting int) Stats {
-	t.Helper()
-	deadline := time.Now().Add(extBound)
-	for {
-		s := x.Stats()
-		if s.IdleConnections == idle && s.WaitingTasks == waiting {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for idle=%d waiting=%d; last stats: %+v", idle, waiting, s)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// extWarm makes the pool open its first connection and waits until it has
-// filled itself to MaxConnections in the background.
-func extWarm(t testing.TB, x *Pool) {
-	t.Helper()
-	if _, err := x.Execute(context.Background(), "SELECT 1"); err != nil {
-		t.Fatal(err)
-	}
-	extWaitGauges(t, x, x.MaxConnections(), 0)
-}
 
 // extRecv waits for one value on ch, failing the test after extBound.
 func extRecv[T any](t testing.TB, ch <-chan T, what string) T {
@@ -66,8 +35,8 @@ func extRecv[T any](t testing.TB, ch <-chan T, what string) T {
 // extHolder holds one connection of x with Checkout until release is
 // closed. It signals on acquired once it holds the connection and sends
 // Checkout's result on errs.
-func extHolder(x *Pool, acquired chan<- struct{}, release <-chan struct{}, errs chan<- error) {
-	errs <- x.Checkout(context.Background(), func(*Conn) error {
+func extHolder(x *pgpurepy.Pool, acquired chan<- struct{}, release <-chan struct{}, errs chan<- error) {
+	errs <- x.Checkout(context.Background(), func(*pgpurepy.Conn) error {
 		acquired <- struct{}{}
 		<-release
 		return nil
@@ -85,7 +54,7 @@ func extNoErrors(t testing.TB, errs chan error) {
 }
 
 // extCount returns the single integer of query's first row.
-func extCount(t testing.TB, x *Pool, query string, args ...any) int64 {
+func extCount(t testing.TB, x *pgpurepy.Pool, query string, args ...any) int64 {
 	t.Helper()
 	row, err := x.FetchOne(context.Background(), query, args...)
 	if err != nil {
@@ -98,12 +67,21 @@ func extCount(t testing.TB, x *Pool, query string, args ...any) int64 {
 	return n
 }
 
-func extPgCode(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
+// extTxState returns the state pg_stat_activity shows for backend pid, as
+// watcher (another connection) sees it: between two statements "idle" or
+// "idle in transaction", the server's view of whether the session is in a
+// transaction. It returns "" when there is no such backend.
+func extTxState(t testing.TB, watcher *sql.DB, pid int64) string {
+	t.Helper()
+	var state string
+	err := watcher.QueryRow("SELECT state FROM pg_stat_activity WHERE pid = $1", pid).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ""
 	}
-	return ""
+	if err != nil {
+		t.Fatalf("state of backend %d: %v", pid, err)
+	}
+	return state
 }
 
 // TestExtGaugesExact: with 4 connections held by 4 goroutines the pool has
@@ -287,7 +265,7 @@ func TestExtWaitersFIFO(t *testing.T) {
 	var order []int
 	for i := range n {
 		wg.Go(func() {
-			errs <- x.Checkout(context.Background(), func(c *Conn) error {
+			errs <- x.Checkout(context.Background(), func(c *pgpurepy.Conn) error {
 				mu.Lock()
 				order = append(order, i)
 				mu.Unlock()
@@ -328,7 +306,7 @@ func TestExtExecuteFetch(t *testing.T) {
 	if err != nil || n != 0 {
 		t.Fatalf("Execute DDL: %d, %v", n, err)
 	}
-	if _, err := x.Execute(ctx, "INSERT INTO ext_items VALUES (1, 'dup')"); extPgCode(err) != "23505" {
+	if _, err := x.Execute(ctx, "INSERT INTO ext_items VALUES (1, 'dup')"); pgCode(err) != "23505" {
 		t.Fatalf("duplicate key: %v", err)
 	}
 
@@ -361,7 +339,7 @@ func TestExtExecuteFetch(t *testing.T) {
 		t.Fatalf("FetchOne: %v", v)
 	}
 	row, err = x.FetchOne(ctx, "SELECT name FROM ext_items WHERE id = $1", 42)
-	if !errors.Is(err, sql.ErrNoRows) || !errors.Is(err, ErrNoRows) || row != nil {
+	if !errors.Is(err, sql.ErrNoRows) || !errors.Is(err, pgpurepy.ErrNoRows) || row != nil {
 		t.Fatalf("FetchOne of nothing: %v, %v", row, err)
 	}
 
@@ -378,13 +356,13 @@ func TestExtExecuteFetch(t *testing.T) {
 	}
 
 	// Errors come back from every form, and the pool goes on.
-	if _, err := x.Fetch(ctx, "SELECT * FROM ext_missing"); extPgCode(err) != "42P01" {
+	if _, err := x.Fetch(ctx, "SELECT * FROM ext_missing"); pgCode(err) != "42P01" {
 		t.Fatalf("Fetch of a missing table: %v", err)
 	}
-	if _, err := x.FetchOne(ctx, "SELECT * FROM ext_missing"); extPgCode(err) != "42P01" {
+	if _, err := x.FetchOne(ctx, "SELECT * FROM ext_missing"); pgCode(err) != "42P01" {
 		t.Fatalf("FetchOne of a missing table: %v", err)
 	}
-	if _, err := x.FetchOneOrNone(ctx, "SELECT 1/0"); extPgCode(err) != "22012" {
+	if _, err := x.FetchOneOrNone(ctx, "SELECT 1/0"); pgCode(err) != "22012" {
 		t.Fatalf("FetchOneOrNone of 1/0: %v", err)
 	}
 	if got := extCount(t, x, "SELECT count(*) FROM ext_items"); got != 3 {
@@ -519,8 +497,12 @@ func TestExtRowScan(t *testing.T) {
 	if err := row.Scan(new(int)); err == nil {
 		t.Fatal("Scan with too few destinations succeeded")
 	}
+	numRow, err := x.FetchOne(ctx, "SELECT 12.50::numeric AS num WHERE $1::bool", true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var iFromNumeric int
-	if err := (&Row{columns: []string{"num"}, values: row.values[8:9]}).Scan(&iFromNumeric); err == nil {
+	if err := numRow.Scan(&iFromNumeric); err == nil {
 		t.Fatalf("numeric 12.50 into int gave %d without an error", iFromNumeric)
 	}
 	if err := row.Scan(i, &big, &f, &s, &b, &ok, &ts, &n, &num, &arg); err == nil {
@@ -619,14 +601,14 @@ func TestExtQueryIterator(t *testing.T) {
 		v, _ := row.Get("v")
 		seen = append(seen, v.(int64))
 	}
-	if extPgCode(lastErr) != "22012" || steps != len(seen)+1 {
+	if pgCode(lastErr) != "22012" || steps != len(seen)+1 {
 		t.Fatalf("error in the middle: rows %v, %d steps, err %v", seen, steps, lastErr)
 	}
 	// An error before the first row.
 	steps = 0
 	for row, err := range x.Query(ctx, "SELECT * FROM ext_missing") {
 		steps++
-		if row != nil || extPgCode(err) != "42P01" {
+		if row != nil || pgCode(err) != "42P01" {
 			t.Fatalf("query of a missing table: %v, %v", row, err)
 		}
 	}
@@ -663,7 +645,7 @@ func TestExtScanStructFetchStructs(t *testing.T) {
 	mustExec(t, db, "CREATE TABLE ext_users (id int8 PRIMARY KEY, name text NOT NULL, email text, score float8 NOT NULL DEFAULT 0)")
 	mustExec(t, db, "INSERT INTO ext_users VALUES (1, 'ann', 'ann@example.com', 1.5), (2, 'bob', NULL, 2)")
 
-	users, err := FetchStructs[extUser](ctx, x, "SELECT id, name AS user_name, email, score FROM ext_users ORDER BY id")
+	users, err := pgpurepy.FetchStructs[extUser](ctx, x, "SELECT id, name AS user_name, email, score FROM ext_users ORDER BY id")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -673,12 +655,12 @@ func TestExtScanStructFetchStructs(t *testing.T) {
 		t.Fatalf("FetchStructs = %+v", users)
 	}
 	// Fields without a column keep their zero value.
-	users, err = FetchStructs[extUser](ctx, x, "SELECT id FROM ext_users WHERE id = $1", 2)
+	users, err = pgpurepy.FetchStructs[extUser](ctx, x, "SELECT id FROM ext_users WHERE id = $1", 2)
 	if err != nil || len(users) != 1 || users[0] != (extUser{ID: 2}) {
 		t.Fatalf("partial columns: %+v, %v", users, err)
 	}
 	// No rows: no structs, no error.
-	users, err = FetchStructs[extUser](ctx, x, "SELECT id FROM ext_users WHERE false")
+	users, err = pgpurepy.FetchStructs[extUser](ctx, x, "SELECT id FROM ext_users WHERE false")
 	if err != nil || len(users) != 0 {
 		t.Fatalf("no rows: %+v, %v", users, err)
 	}
@@ -690,13 +672,13 @@ func TestExtScanStructFetchStructs(t *testing.T) {
 		{"SELECT id, 'x' AS skip FROM ext_users", "skip"},
 		{"SELECT id, 'x' AS note FROM ext_users", "note"},
 	} {
-		_, err = FetchStructs[extUser](ctx, x, tc.query)
+		_, err = pgpurepy.FetchStructs[extUser](ctx, x, tc.query)
 		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", tc.col)) {
 			t.Fatalf("%s: error %v does not name column %q", tc.query, err, tc.col)
 		}
 	}
 	// A database error comes back as it is.
-	if _, err := FetchStructs[extUser](ctx, x, "SELECT * FROM ext_missing"); extPgCode(err) != "42P01" {
+	if _, err := pgpurepy.FetchStructs[extUser](ctx, x, "SELECT * FROM ext_missing"); pgCode(err) != "42P01" {
 		t.Fatalf("missing table: %v", err)
 	}
 
@@ -704,18 +686,18 @@ func TestExtScanStructFetchStructs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := ScanStruct[extUser](row)
+	u, err := pgpurepy.ScanStruct[extUser](row)
 	if err != nil || u.ID != 1 || u.Name != "ann" {
 		t.Fatalf("ScanStruct: %+v, %v", u, err)
 	}
-	if _, err := ScanStruct[int](row); err == nil {
+	if _, err := pgpurepy.ScanStruct[int](row); err == nil {
 		t.Fatal("ScanStruct into int succeeded")
 	}
 	row, err = x.FetchOne(ctx, "SELECT 'not a number' AS id")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ScanStruct[extUser](row); err == nil || !strings.Contains(err.Error(), `"id"`) {
+	if _, err := pgpurepy.ScanStruct[extUser](row); err == nil || !strings.Contains(err.Error(), `"id"`) {
 		t.Fatalf("text into int64 field: %v", err)
 	}
 	if s := x.Stats(); s.InUse != 0 {
@@ -763,7 +745,7 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 	t.Run("commit", func(t *testing.T) {
 		reset(t)
 		var pid int64
-		err := x.CheckoutInTransaction(ctx, func(c *Conn) error {
+		err := x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
 			if _, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (1), (2)"); err != nil {
 				return err
 			}
@@ -774,7 +756,7 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 			if err := row.Scan(&pid); err != nil {
 				return err
 			}
-			if c.c.s.pg.TxStatus() != 'T' {
+			if extTxState(t, db, pid) != "idle in transaction" {
 				return errors.New("fn does not run in a transaction")
 			}
 			// Not visible from another connection before the commit.
@@ -795,7 +777,7 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 	t.Run("error", func(t *testing.T) {
 		reset(t)
 		errFn := errors.New("fn failed")
-		err := x.CheckoutInTransaction(ctx, func(c *Conn) error {
+		err := x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
 			if _, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (1)"); err != nil {
 				return err
 			}
@@ -808,14 +790,14 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 			t.Fatalf("%d rows after rollback", n)
 		}
 		// A statement error returned by fn.
-		err = x.CheckoutInTransaction(ctx, func(c *Conn) error {
+		err = x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
 			if _, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (1)"); err != nil {
 				return err
 			}
 			_, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (1)")
 			return err
 		})
-		if extPgCode(err) != "23505" {
+		if pgCode(err) != "23505" {
 			t.Fatalf("duplicate key in fn: %v", err)
 		}
 		if n := count(t); n != 0 {
@@ -830,7 +812,7 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 		var recovered any
 		func() {
 			defer func() { recovered = recover() }()
-			_ = x.CheckoutInTransaction(ctx, func(c *Conn) error {
+			_ = x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
 				if _, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (1)"); err != nil {
 					return err
 				}
@@ -848,7 +830,7 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 		recovered = nil
 		func() {
 			defer func() { recovered = recover() }()
-			_ = x.Checkout(ctx, func(c *Conn) error { panic("checkout panic") })
+			_ = x.Checkout(ctx, func(c *pgpurepy.Conn) error { panic("checkout panic") })
 		}()
 		if recovered != "checkout panic" {
 			t.Fatalf("recovered %#v", recovered)
@@ -860,7 +842,7 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 		reset(t)
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		err := x.CheckoutInTransaction(cctx, func(c *Conn) error {
+		err := x.CheckoutInTransaction(cctx, func(c *pgpurepy.Conn) error {
 			if _, err := c.Execute(cctx, "INSERT INTO ext_tx VALUES (1)"); err != nil {
 				return err
 			}
@@ -874,7 +856,7 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 		// A context that ends during a statement.
 		dctx, dcancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer dcancel()
-		err = x.CheckoutInTransaction(dctx, func(c *Conn) error {
+		err = x.CheckoutInTransaction(dctx, func(c *pgpurepy.Conn) error {
 			if _, err := c.Execute(dctx, "INSERT INTO ext_tx VALUES (1)"); err != nil {
 				return err
 			}
@@ -886,7 +868,7 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 			t.Fatalf("%d rows after the deadline", n)
 		}
 		// A context that has ended before.
-		err = x.CheckoutInTransaction(cctx, func(c *Conn) error {
+		err = x.CheckoutInTransaction(cctx, func(c *pgpurepy.Conn) error {
 			t.Error("fn ran with an ended context")
 			return nil
 		})
@@ -897,17 +879,17 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 	t.Run("failed commit", func(t *testing.T) {
 		reset(t)
 		var stmtErr error
-		err := x.CheckoutInTransaction(ctx, func(c *Conn) error {
+		err := x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
 			if _, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (1)"); err != nil {
 				return err
 			}
 			_, stmtErr = c.Execute(ctx, "INSERT INTO ext_tx VALUES (1)") // fails: duplicate
 			return nil                                                   // and fn swallows it
 		})
-		if extPgCode(stmtErr) != "23505" {
+		if pgCode(stmtErr) != "23505" {
 			t.Fatalf("statement in fn: %v", stmtErr)
 		}
-		if !errors.Is(err, ErrTxRolledBack) {
+		if !errors.Is(err, pgpurepy.ErrTxRolledBack) {
 			t.Fatalf("CheckoutInTransaction = %v, want ErrTxRolledBack", err)
 		}
 		if n := count(t); n != 0 {
@@ -919,12 +901,12 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 	t.Run("savepoint", func(t *testing.T) {
 		reset(t)
 		errInner := errors.New("inner failed")
-		err := x.CheckoutInTransaction(ctx, func(c *Conn) error {
+		err := x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
 			if _, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (1)"); err != nil {
 				return err
 			}
 			// Inner work that returns an error: only it is undone.
-			err := c.Transaction(ctx, func(c *Conn) error {
+			err := c.Transaction(ctx, func(c *pgpurepy.Conn) error {
 				if _, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (2)"); err != nil {
 					return err
 				}
@@ -935,28 +917,28 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 			}
 			// Inner work whose statement fails: the savepoint rolls back
 			// the failure, and the outer transaction goes on.
-			err = c.Transaction(ctx, func(c *Conn) error {
+			err = c.Transaction(ctx, func(c *pgpurepy.Conn) error {
 				if _, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (3)"); err != nil {
 					return err
 				}
 				_, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (1)")
 				return err
 			})
-			if extPgCode(err) != "23505" {
+			if pgCode(err) != "23505" {
 				return fmt.Errorf("inner duplicate returned %w", err)
 			}
 			// Two levels deep, committed.
-			err = c.Transaction(ctx, func(c *Conn) error {
+			err = c.Transaction(ctx, func(c *pgpurepy.Conn) error {
 				if _, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (4)"); err != nil {
 					return err
 				}
-				_ = c.Transaction(ctx, func(c *Conn) error {
+				_ = c.Transaction(ctx, func(c *pgpurepy.Conn) error {
 					if _, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (5)"); err != nil {
 						return err
 					}
 					return errInner
 				})
-				return c.Transaction(ctx, func(c *Conn) error {
+				return c.Transaction(ctx, func(c *pgpurepy.Conn) error {
 					_, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (6)")
 					return err
 				})
@@ -982,8 +964,8 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 		}
 		// An inner success followed by an outer error: all undone.
 		reset(t)
-		err = x.CheckoutInTransaction(ctx, func(c *Conn) error {
-			if err := c.Transaction(ctx, func(c *Conn) error {
+		err = x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
+			if err := c.Transaction(ctx, func(c *pgpurepy.Conn) error {
 				_, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (7)")
 				return err
 			}); err != nil {
@@ -995,14 +977,22 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 			t.Fatalf("outer error after inner success: %v, %d rows", err, count(t))
 		}
 		// Conn.Transaction outside a transaction is a real transaction.
-		err = x.Checkout(ctx, func(c *Conn) error {
-			if err := c.Transaction(ctx, func(c *Conn) error {
+		err = x.Checkout(ctx, func(c *pgpurepy.Conn) error {
+			row, err := c.FetchOne(ctx, "SELECT pg_backend_pid()")
+			if err != nil {
+				return err
+			}
+			var pid int64
+			if err := row.Scan(&pid); err != nil {
+				return err
+			}
+			if err := c.Transaction(ctx, func(c *pgpurepy.Conn) error {
 				_, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (8)")
 				return err
 			}); err != nil {
 				return err
 			}
-			err := c.Transaction(ctx, func(c *Conn) error {
+			err = c.Transaction(ctx, func(c *pgpurepy.Conn) error {
 				if _, err := c.Execute(ctx, "INSERT INTO ext_tx VALUES (9)"); err != nil {
 					return err
 				}
@@ -1011,8 +1001,8 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 			if !errors.Is(err, errInner) {
 				return fmt.Errorf("Transaction returned %v", err)
 			}
-			if st := c.c.s.pg.TxStatus(); st != 'I' {
-				return fmt.Errorf("still in a transaction after Conn.Transaction returned (status %c)", st)
+			if st := extTxState(t, db, pid); st != "idle" {
+				return fmt.Errorf("still in a transaction after Conn.Transaction returned (state %q)", st)
 			}
 			return nil
 		})
@@ -1028,7 +1018,7 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 	t.Run("options", func(t *testing.T) {
 		reset(t)
 		var writeErr error
-		err := x.CheckoutInTx(ctx, sql.TxOptions{Isolation: sql.LevelSerializable, ReadOnly: true}, func(c *Conn) error {
+		err := x.CheckoutInTx(ctx, sql.TxOptions{Isolation: sql.LevelSerializable, ReadOnly: true}, func(c *pgpurepy.Conn) error {
 			for setting, want := range map[string]string{"transaction_isolation": "serializable", "transaction_read_only": "on"} {
 				row, err := c.FetchOne(ctx, "SHOW "+setting)
 				if err != nil {
@@ -1041,10 +1031,10 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 			_, writeErr = c.Execute(ctx, "INSERT INTO ext_tx VALUES (1)")
 			return writeErr
 		})
-		if extPgCode(writeErr) != "25006" || extPgCode(err) != "25006" {
+		if pgCode(writeErr) != "25006" || pgCode(err) != "25006" {
 			t.Fatalf("write in a read-only transaction: %v (returned %v)", writeErr, err)
 		}
-		err = x.CheckoutInTx(ctx, sql.TxOptions{Isolation: sql.LevelRepeatableRead}, func(c *Conn) error {
+		err = x.CheckoutInTx(ctx, sql.TxOptions{Isolation: sql.LevelRepeatableRead}, func(c *pgpurepy.Conn) error {
 			row, err := c.FetchOne(ctx, "SHOW transaction_isolation")
 			if err != nil {
 				return err
@@ -1059,7 +1049,7 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 			t.Fatalf("repeatable read: %v", err)
 		}
 		// A level PostgreSQL does not have: an error before fn runs.
-		err = x.CheckoutInTx(ctx, sql.TxOptions{Isolation: sql.LevelLinearizable}, func(*Conn) error {
+		err = x.CheckoutInTx(ctx, sql.TxOptions{Isolation: sql.LevelLinearizable}, func(*pgpurepy.Conn) error {
 			t.Error("fn ran")
 			return nil
 		})
@@ -1074,21 +1064,28 @@ func TestExtCheckoutInTransaction(t *testing.T) {
 // without ending it; the next user of the connection is not in it, and the
 // work done in it is rolled back, not committed. The connection is kept.
 func TestExtCheckoutLeavesTransactionOpen(t *testing.T) {
-	db, _ := openDB(t, "connection_count=1")
+	db, dsn := openDB(t, "connection_count=1")
 	x := ext(t, db)
 	ctx := context.Background()
+	// The pool's one connection is checked out while the state of its
+	// session is looked at: the watcher is a pool of its own.
+	watcher, err := sql.Open("pgpurepy", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
 	mustExec(t, db, "CREATE TABLE ext_open (v int)")
 	pid := extCount(t, x, "SELECT pg_backend_pid()")
 	opened := x.Stats().ConnectionsOpened
 
-	err := x.Checkout(ctx, func(c *Conn) error {
+	err = x.Checkout(ctx, func(c *pgpurepy.Conn) error {
 		if _, err := c.Execute(ctx, "BEGIN"); err != nil {
 			return err
 		}
 		if _, err := c.Execute(ctx, "INSERT INTO ext_open VALUES (1)"); err != nil {
 			return err
 		}
-		if c.c.s.pg.TxStatus() != 'T' {
+		if extTxState(t, watcher, pid) != "idle in transaction" {
 			return errors.New("probe: BEGIN did not open a transaction")
 		}
 		return nil
@@ -1096,8 +1093,8 @@ func TestExtCheckoutLeavesTransactionOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = x.Checkout(ctx, func(c *Conn) error {
-		fresh := c.c.s.pg.TxStatus() == 'I'
+	err = x.Checkout(ctx, func(c *pgpurepy.Conn) error {
+		fresh := extTxState(t, watcher, pid) == "idle"
 		row, err := c.FetchOne(ctx, "SELECT pg_backend_pid(), (SELECT count(*) FROM ext_open)")
 		if err != nil {
 			return err
@@ -1171,7 +1168,7 @@ func TestExtStatsAddUp(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if err := x.CheckoutInTransaction(ctx, func(c *Conn) error {
+	if err := x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
 		for range 3 {
 			if _, err := c.Execute(ctx, "SELECT 1"); err != nil {
 				return err
@@ -1204,13 +1201,13 @@ func TestExtHandles(t *testing.T) {
 	_, dsn := openDB(t, "connection_count=2")
 	ctx := context.Background()
 
-	c, err := NewConnector(dsn)
+	c, err := pgpurepy.NewConnector(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	db := sql.OpenDB(c)
 	defer db.Close()
-	x1, err := Ext(db)
+	x1, err := pgpurepy.Ext(db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1227,7 +1224,7 @@ func TestExtHandles(t *testing.T) {
 		t.Fatalf("Connector.Pool saw %d acquires of 2 made through Ext and the *sql.DB", d)
 	}
 
-	db2, err := OpenDB(dsn)
+	db2, err := pgpurepy.OpenDB(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

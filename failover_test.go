@@ -1,4 +1,4 @@
-package pgpurepy
+package pgpurepy_test
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgpurepy/pgpurepy"
 	"github.com/pgpurepy/pgpurepy/sqltest"
 )
 
@@ -254,7 +255,7 @@ func TestHAMultiHostDSN(t *testing.T) {
 			haKV(P, S, "any", "load_balance_hosts=random", "connection_count=1"),
 			haURL(P, S, "any", "load_balance_hosts=random", "connection_count=1"),
 		} {
-			cfg, err := ParseConfig(dsn)
+			cfg, err := pgpurepy.ParseConfig(dsn)
 			if err != nil {
 				if !strings.Contains(err.Error(), "load_balance_hosts") {
 					t.Errorf("ParseConfig error does not name load_balance_hosts: %v", err)
@@ -536,12 +537,12 @@ func TestHAFailoverDatabaseSQL(t *testing.T) {
 func TestHAFailoverCheckoutInTransaction(t *testing.T) {
 	t.Parallel()
 	haFailover(t, func(db *sql.DB) haWrite {
-		x, err := Ext(db)
+		x, err := pgpurepy.Ext(db)
 		if err != nil {
 			panic(err)
 		}
 		return func(ctx context.Context, g, n int) (id int64, port int, err error) {
-			err = x.CheckoutInTransaction(ctx, func(c *Conn) error {
+			err = x.CheckoutInTransaction(ctx, func(c *pgpurepy.Conn) error {
 				row, err := c.FetchOne(ctx, "INSERT INTO w (g, n) VALUES ($1, $2) RETURNING id, inet_server_port()", g, n)
 				if err != nil {
 					return err
@@ -628,7 +629,7 @@ func TestHAFencedPrimary(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case isCode(err, "25006"):
+		case pgCode(err) == "25006":
 			readOnly++
 		}
 		errs = append(errs, err)
@@ -652,7 +653,7 @@ func TestHAFencedPrimary(t *testing.T) {
 			t.Errorf("write %d succeeded on a fenced server", conns+i+1)
 			continue
 		}
-		if isCode(err, "25006") {
+		if pgCode(err) == "25006" {
 			t.Errorf("write %d: read-only connection handed out again: %v", conns+i+1, err)
 			continue
 		}
@@ -708,7 +709,7 @@ func TestHASessionReadOnlyIsNotAFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO s VALUES (1)"); !isCode(err, "25006") {
+	if _, err := tx.ExecContext(ctx, "INSERT INTO s VALUES (1)"); pgCode(err) != "25006" {
 		t.Errorf("insert in a READ ONLY transaction: %v, want SQLSTATE 25006", err)
 	}
 	if err := tx.Rollback(); err != nil {
@@ -728,7 +729,7 @@ func TestHASessionReadOnlyIsNotAFailover(t *testing.T) {
 	if _, err := c.ExecContext(ctx, "SET default_transaction_read_only = on"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ExecContext(ctx, "INSERT INTO s VALUES (3)"); !isCode(err, "25006") {
+	if _, err := c.ExecContext(ctx, "INSERT INTO s VALUES (3)"); pgCode(err) != "25006" {
 		t.Errorf("insert after SET default_transaction_read_only = on: %v, want SQLSTATE 25006", err)
 	}
 	if _, err := c.ExecContext(ctx, "SET default_transaction_read_only = off"); err != nil {

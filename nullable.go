@@ -1,10 +1,7 @@
 package pgpurepy
 
 import (
-	"context"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -53,28 +50,8 @@ func (n *nullability) lookup(f pgconn.FieldDescription) (nullable, ok bool) {
 	return !notNull, ok
 }
 
-// learnNullability reads the NOT NULL flags of tables' columns on s.
-func (s *session) learnNullability(ctx context.Context, tables []uint32) error {
-	ids := make([]string, len(tables))
-	for i, t := range tables {
-		ids[i] = strconv.FormatUint(uint64(t), 10)
-	}
-	rr := s.pg.ExecParams(ctx, "SELECT attrelid, attnum, attnotnull FROM pg_attribute WHERE attrelid = ANY($1::oid[]) AND attnum > 0",
-		[][]byte{[]byte("{" + strings.Join(ids, ",") + "}")}, nil, nil, nil)
-	learned := make(map[uint64]bool)
-	for rr.NextRow() {
-		v := rr.Values()
-		rel, err1 := strconv.ParseUint(string(v[0]), 10, 32)
-		num, err2 := strconv.ParseUint(string(v[1]), 10, 16)
-		if err1 == nil && err2 == nil {
-			learned[columnKey(uint32(rel), uint16(num))] = string(v[2]) == "t"
-		}
-	}
-	if _, err := rr.Close(); err != nil {
-		// The statement being described passes it through finish.
-		return err
-	}
-	n := &s.p.nulls
+// learned records the NOT NULL flags read for tables.
+func (n *nullability) learned(tables []uint32, notNull map[uint64]bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.tables == nil {
@@ -84,8 +61,7 @@ func (s *session) learnNullability(ctx context.Context, tables []uint32) error {
 	for _, t := range tables {
 		n.tables[t] = struct{}{}
 	}
-	for k, v := range learned {
+	for k, v := range notNull {
 		n.notNull[k] = v
 	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package pgpurepy
+package pgpurepy_test
 
 // Resilience scenarios of issue 6: real faults (pgbouncer idle timeouts,
 // terminated backends, a server restart, a fault-injecting proxy, a server
@@ -9,12 +9,8 @@ package pgpurepy
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"net"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,211 +20,15 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/goleak"
 
+	"github.com/pgpurepy/pgpurepy"
 	"github.com/pgpurepy/pgpurepy/sqltest"
 )
 
+// ConnectionsClosed keys documented on Stats.
 const (
-	// resOpTimeout bounds one operation of the traffic, so that a hang shows
-	// up as a failure instead of stalling the test.
-	resOpTimeout = 30 * time.Second
-	// resPollBound bounds every wait for the pool to settle.
-	resPollBound = 30 * time.Second
-
-	// ConnectionsClosed keys documented on Stats.
 	resReasonLifetime = "lifetime"
 	resReasonIdleTime = "idle_time"
 )
-
-// resOp is one operation of traffic; i makes each result checkable.
-type resOp func(ctx context.Context, i int) error
-
-// resSQLOp is traffic through database/sql: extended protocol with an
-// argument, simple protocol without one, and a multi-row result.
-func resSQLOp(db *sql.DB) resOp {
-	return func(ctx context.Context, i int) error {
-		switch i % 3 {
-		case 0:
-			var got int
-			if err := db.QueryRowContext(ctx, "SELECT $1::int", i).Scan(&got); err != nil {
-				return err
-			}
-			if got != i {
-				return fmt.Errorf("SELECT $1::int with %d returned %d", i, got)
-			}
-		case 1:
-			if _, err := db.ExecContext(ctx, "SELECT 1"); err != nil {
-				return err
-			}
-		default:
-			want := 1 + i%5
-			rows, err := db.QueryContext(ctx, "SELECT g FROM generate_series(1, $1::int) g", want)
-			if err != nil {
-				return err
-			}
-			n := 0
-			for rows.Next() {
-				n++
-			}
-			if err := rows.Err(); err != nil {
-				_ = rows.Close()
-				return err
-			}
-			if err := rows.Close(); err != nil {
-				return err
-			}
-			if n != want {
-				return fmt.Errorf("generate_series(1, %d) returned %d rows", want, n)
-			}
-		}
-		return nil
-	}
-}
-
-// resExtOp is traffic through the extension's Execute and FetchOne.
-func resExtOp(x *Pool) resOp {
-	return func(ctx context.Context, i int) error {
-		if i%2 == 0 {
-			want := int64(1 + i%4)
-			n, err := x.Execute(ctx, "SELECT generate_series(1, $1::int)", want)
-			if err != nil {
-				return err
-			}
-			if n != want {
-				return fmt.Errorf("Execute of generate_series(1, %d) affected %d rows", want, n)
-			}
-			return nil
-		}
-		row, err := x.FetchOne(ctx, "SELECT $1::int + 1", i)
-		if err != nil {
-			return err
-		}
-		var got int
-		if err := row.Scan(&got); err != nil {
-			return err
-		}
-		if got != i+1 {
-			return fmt.Errorf("SELECT $1::int + 1 with %d returned %d", i, got)
-		}
-		return nil
-	}
-}
-
-// resMixedOp alternates database/sql and the extension.
-func resMixedOp(db *sql.DB, x *Pool) resOp {
-	viaSQL, viaExt := resSQLOp(db), resExtOp(x)
-	return func(ctx context.Context, i int) error {
-		if (i/3)%2 == 0 {
-			return viaSQL(ctx, i)
-		}
-		return viaExt(ctx, i)
-	}
-}
-
-// resTally counts operations and failures, keeping a few failures to show.
-type resTally struct {
-	mu      sync.Mutex
-	ops     int
-	failed  int
-	samples []string
-}
-
-func (r *resTally) add(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.ops++
-	if err == nil {
-		return
-	}
-	r.failed++
-	if len(r.samples) < 5 {
-		r.samples = append(r.samples, err.Error())
-	}
-}
-
-func (r *resTally) counts() (ops, failed int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ops, r.failed
-}
-
-func (r *resTally) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := fmt.Sprintf("%d of %d operations failed", r.failed, r.ops)
-	for _, e := range r.samples {
-		s += "\n\t" + e
-	}
-	return s
-}
-
-// requireZero fails t when any operation failed.
-func (r *resTally) requireZero(t testing.TB, what string) {
-	t.Helper()
-	ops, failed := r.counts()
-	if ops == 0 {
-		t.Fatalf("%s: no operation ran", what)
-	}
-	if failed != 0 {
-		t.Fatalf("%s: %s", what, r)
-	}
-	t.Logf("%s: %d operations, none failed", what, ops)
-}
-
-// resRun runs n operations of op from workers goroutines.
-func resRun(workers, n int, op resOp) *resTally {
-	tally := &resTally{}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), resOpTimeout)
-				err := op(ctx, i)
-				cancel()
-				tally.add(err)
-			}
-		})
-	}
-	if hung := resWaitGroup(&wg); hung != "" {
-		tally.add(errors.New(hung))
-	}
-	return tally
-}
-
-// resWaitGroup waits for wg, but no longer than an operation may take plus
-// a margin: a driver that hangs must fail the test, not stall the package.
-// It returns "" or a description of the hang with the driver's goroutines.
-func resWaitGroup(wg *sync.WaitGroup) string {
-	return resWaitGroupFor(wg, resOpTimeout+resPollBound)
-}
-
-func resWaitGroupFor(wg *sync.WaitGroup, bound time.Duration) string {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return ""
-	case <-time.After(bound):
-	}
-	buf := make([]byte, 4<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var stacks []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if (strings.Contains(g, "github.com/pgpurepy/pgpurepy.(") || strings.Contains(g, "jackc/pgx")) &&
-			!strings.Contains(g, "resWaitGroupFor") && !strings.Contains(g, "testing.(*M)") {
-			stacks = append(stacks, g)
-		}
-	}
-	return fmt.Sprintf("still running after %v (any context ended long ago); driver goroutines:\n%s",
-		bound, strings.Join(stacks, "\n\n"))
-}
 
 // resTraffic runs op from several goroutines until Stop. Each failure is
 // counted in before or after, depending on whether its operation started
@@ -285,97 +85,13 @@ func (tr *resTraffic) Stop() {
 	}
 }
 
-// resOpen opens a *sql.DB on dsn and returns it with its extension. It is
-// closed when the test ends (tests with goleak close it earlier too).
-func resOpen(t testing.TB, dsn string) (*sql.DB, *Pool) {
-	t.Helper()
-	db, err := sql.Open("pgpurepy", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db, ext(t, db)
-}
-
-// resWarm runs one statement and waits until the pool is at full size with
-// every connection idle.
-func resWarm(t testing.TB, db *sql.DB, x *Pool) {
-	t.Helper()
-	if err := db.PingContext(context.Background()); err != nil {
-		t.Fatalf("warm up: %v", err)
-	}
-	resWaitFull(t, x)
-	resPoll(t, "every connection idle", func() (bool, string) {
-		s := x.Stats()
-		return s.IdleConnections == s.MaxConnections, fmt.Sprintf("%+v", s)
-	})
-}
-
-// resWaitFull waits until the pool holds MaxConnections open connections.
-func resWaitFull(t testing.TB, x *Pool) {
-	t.Helper()
-	resPoll(t, "pool back to full size", func() (bool, string) {
-		s := x.Stats()
-		return s.OpenConnections == s.MaxConnections && s.Deficit == 0, fmt.Sprintf("%+v", s)
-	})
-}
-
-// resPoll polls cond until it holds, failing t after resPollBound with the
-// last state cond described.
-func resPoll(t testing.TB, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(resPollBound)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v; last state: %s", what, resPollBound, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // resClosed is the number of connections the pool closed, for any reason.
-func resClosed(s Stats) uint64 {
+func resClosed(s pgpurepy.Stats) uint64 {
 	var n uint64
 	for _, v := range s.ConnectionsClosed {
 		n += v
 	}
 	return n
-}
-
-// resStartServer starts a server of the test's own, for scenarios that stop
-// or restart it, and closes it when the test ends. It skips when the server
-// is not started from local binaries (PGPUREPY_TEST_DSN, Docker).
-func resStartServer(t testing.TB, opts sqltest.Options) *sqltest.Server {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	srv, err := sqltest.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	if srv.Dir() == "" {
-		t.Skip("needs a server started from local binaries (it is stopped and restarted)")
-	}
-	return srv
-}
-
-// resDBName returns the database a DSN names.
-func resDBName(t testing.TB, dsn string) string {
-	t.Helper()
-	cfg, err := pgconn.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg.Database
 }
 
 // resPgbouncer starts pgbouncer in front of the shared server and closes it
@@ -393,19 +109,6 @@ func resPgbouncer(t testing.TB, mode string, settings map[string]string) *sqltes
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	return b
-}
-
-// resProxy starts a fault proxy in front of the shared server. The caller
-// closes it (before goleak looks); it is also closed when the test ends.
-func resProxy(t testing.TB) *sqltest.Proxy {
-	t.Helper()
-	srv := sqltest.Shared(t)
-	px, err := sqltest.NewProxy(net.JoinHostPort(srv.Host(), strconv.Itoa(srv.Port())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = px.Close() })
-	return px
 }
 
 // --- the checkout health check and pgconn's background reader -------------
@@ -442,12 +145,9 @@ func TestResilienceCheckoutAfterLargeWrite(t *testing.T) {
 // past its server_idle_timeout and client_idle_timeout (pgbouncer closes
 // every client connection of the pool meanwhile) and runs traffic again:
 // no query may fail, through database/sql or the extension. Transaction
-// pooling uses query_mode=describe, which keeps nothing named on the server.
+// Both run with the default query_mode (auto).
 func TestResiliencePgbouncerIdleTimeouts(t *testing.T) {
-	for _, tc := range []struct{ mode, queryMode string }{
-		{"session", QueryModePrepare},
-		{"transaction", QueryModeDescribe},
-	} {
+	for _, tc := range []struct{ mode string }{{"session"}, {"transaction"}} {
 		t.Run(tc.mode, func(t *testing.T) {
 			t.Parallel()
 			dbName := resDBName(t, sqltest.DB(t))
@@ -455,7 +155,7 @@ func TestResiliencePgbouncerIdleTimeouts(t *testing.T) {
 				"server_idle_timeout": "1",
 				"client_idle_timeout": "2",
 			})
-			db, x := resOpen(t, b.DSN(dbName)+"&connection_count=4&query_mode="+tc.queryMode)
+			db, x := resOpen(t, b.DSN(dbName)+"&connection_count=4")
 
 			resRun(8, 200, resSQLOp(db)).requireZero(t, "database/sql before the idle period")
 			resRun(8, 200, resExtOp(x)).requireZero(t, "extension before the idle period")
@@ -487,9 +187,9 @@ func TestResiliencePgbouncerIdleTimeouts(t *testing.T) {
 // combination to avoid: query_mode=prepare (named prepared statements)
 // behind pgbouncer 1.18 in transaction pooling. Each statement may run on a
 // different server connection, where the name the driver prepared does not
-// exist, or exists for another client's SQL text (every connection numbers
-// its statements from 1). It only reports what happened; use
-// query_mode=describe there (see TestResiliencePgbouncerIdleTimeouts), or
+// exist (names are unique to the client connection, so never another
+// statement's). It only reports what happened; use
+// the default query_mode=auto there (see TestPgbouncerDefaultDSN), or
 // pgbouncer >= 1.21 with max_prepared_statements.
 func TestResiliencePgbouncerTransactionPrepareToAvoid(t *testing.T) {
 	t.Parallel()
@@ -514,7 +214,7 @@ func TestResiliencePgbouncerTransactionPrepareToAvoid(t *testing.T) {
 	})
 	t.Logf("query_mode=prepare behind pgbouncer transaction pooling: %s; %d queries returned another statement's result",
 		tally, wrong.Load())
-	t.Log("this combination is not supported: use query_mode=describe with transaction pooling")
+	t.Log("this combination is not supported: use query_mode=auto (the default) or describe with transaction pooling")
 }
 
 // --- b. terminated backends --------------------------------------------
@@ -865,7 +565,7 @@ func TestResilienceKeepalive(t *testing.T) {
 			t.Parallel()
 			dbName := resDBName(t, sqltest.DB(t))
 			b := resPgbouncer(t, "transaction", map[string]string{"client_idle_timeout": "1"})
-			db, x := resOpen(t, b.DSN(dbName)+"&connection_count=3&query_mode=describe"+tc.extra)
+			db, x := resOpen(t, b.DSN(dbName)+"&connection_count=3"+tc.extra)
 			resWarm(t, db, x)
 			before := x.Stats()
 
@@ -884,25 +584,5 @@ func TestResilienceKeepalive(t *testing.T) {
 				t.Fatalf("pgbouncer's client_idle_timeout closed nothing: the control scenario did not happen (pgbouncer log:\n%s)", b.Log())
 			}
 		})
-	}
-}
-
-// resBounded runs fn in its own goroutine and fails t if it has not
-// returned within bound, printing the driver's goroutines: a statement that
-// hangs fails the test instead of stalling the package.
-func resBounded(t testing.TB, what string, bound time.Duration, fn func() error) {
-	t.Helper()
-	var wg sync.WaitGroup
-	var err error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		err = fn()
-	}()
-	if hang := resWaitGroupFor(&wg, bound); hang != "" {
-		t.Fatalf("%s: %s", what, hang)
-	}
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
 	}
 }

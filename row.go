@@ -1,7 +1,6 @@
 package pgpurepy
 
 import (
-	"context"
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
@@ -78,23 +77,6 @@ func ScanStruct[T any](r *Row) (T, error) {
 		if err := assign(v.FieldByIndex(idx).Addr().Interface(), r.values[i]); err != nil {
 			return out, fmt.Errorf("pgpurepy: column %q into %s: %w", col, v.Type(), err)
 		}
-	}
-	return out, nil
-}
-
-// FetchStructs runs query on the pool and maps every row to a T with
-// ScanStruct.
-func FetchStructs[T any](ctx context.Context, x *Pool, query string, args ...any) ([]T, error) {
-	var out []T
-	for row, err := range x.Query(ctx, query, args...) {
-		if err != nil {
-			return nil, err
-		}
-		t, err := ScanStruct[T](row)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
 	}
 	return out, nil
 }

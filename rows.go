@@ -96,7 +96,7 @@ func (r *rows) NextRow() error {
 }
 
 func (r *rows) decodeError(i int, goType string, err error) error {
-	return &DecodeError{Column: r.columns[i], PgType: r.c.s.typeName(r.fields[i].DataTypeOID), GoType: goType, Err: err}
+	return &DecodeError{Column: r.columns[i], PgType: r.c.s.codecs.typeName(r.fields[i].DataTypeOID), GoType: goType, Err: err}
 }
 
 // finish closes the extended-protocol reader once and passes its outcome
@@ -107,7 +107,7 @@ func (r *rows) finish() error {
 	}
 	r.finished = true
 	tag, err := r.rr.Close()
-	r.err = r.c.doneWith(r.ctx, r.sql, err)
+	r.err = r.c.s.finishStmt(r.ctx, r.sql, err)
 	r.c.traceEnd(r.ctx, tag.String(), r.err)
 	return r.err
 }
@@ -125,7 +125,7 @@ func (r *rows) Close() error {
 			return r.err
 		}
 		r.finished = true
-		r.err = r.c.done(r.ctx, r.mrr.Close())
+		r.err = r.c.s.finish(r.ctx, r.mrr.Close())
 		r.c.traceEnd(r.ctx, "", r.err)
 		return r.err
 	}
@@ -144,7 +144,7 @@ func (r *rows) NextResultSet() error {
 	if r.rr != nil {
 		if _, err := r.rr.Close(); err != nil {
 			r.finished = true
-			r.err = r.c.done(r.ctx, r.mrr.Close())
+			r.err = r.c.s.finish(r.ctx, r.mrr.Close())
 			return r.err
 		}
 	}
@@ -156,7 +156,7 @@ func (r *rows) nextResult() error {
 	if !r.mrr.NextResult() {
 		r.rr = nil
 		r.finished = true
-		r.err = r.c.done(r.ctx, r.mrr.Close())
+		r.err = r.c.s.finish(r.ctx, r.mrr.Close())
 		if r.err != nil {
 			return r.err
 		}
@@ -175,7 +175,7 @@ func (r *rows) plan(fields []pgconn.FieldDescription) {
 	r.decoders = make([]decoder, len(fields))
 	for i, f := range fields {
 		r.columns[i] = f.Name
-		r.decoders[i] = r.c.s.decoderFor(f.DataTypeOID, f.Format)
+		r.decoders[i] = r.c.s.codecs.decoderFor(f.DataTypeOID, f.Format)
 	}
 }
 
@@ -183,13 +183,13 @@ func (r *rows) plan(fields []pgconn.FieldDescription) {
 // database/sql documents ("INT4", "VARCHAR", "_TEXT" for text[]).
 func (r *rows) ColumnTypeDatabaseTypeName(i int) string {
 	oid := r.fields[i].DataTypeOID
-	if c, ok := r.c.s.converted[oid]; ok {
+	if c, ok := r.c.s.codecs.converted[oid]; ok {
 		if c.array {
 			return "_" + strings.ToUpper(c.name)
 		}
 		return strings.ToUpper(c.name)
 	}
-	if t, ok := r.c.s.tm.TypeForOID(oid); ok {
+	if t, ok := r.c.s.codecs.tm.TypeForOID(oid); ok {
 		return strings.ToUpper(t.Name)
 	}
 	return strconv.FormatUint(uint64(oid), 10)
@@ -197,7 +197,10 @@ func (r *rows) ColumnTypeDatabaseTypeName(i int) string {
 
 var (
 	typeBool    = reflect.TypeFor[bool]()
+	typeInt16   = reflect.TypeFor[int16]()
+	typeInt32   = reflect.TypeFor[int32]()
 	typeInt64   = reflect.TypeFor[int64]()
+	typeFloat32 = reflect.TypeFor[float32]()
 	typeFloat64 = reflect.TypeFor[float64]()
 	typeString  = reflect.TypeFor[string]()
 	typeBytes   = reflect.TypeFor[[]byte]()
@@ -205,10 +208,32 @@ var (
 	typeAny     = reflect.TypeFor[any]()
 )
 
-// ColumnTypeScanType returns the Go type Next stores for the column.
+// ColumnTypeScanType returns the Go type to scan the column into: the type
+// Next stores, except for int2, int4, float4 and numeric, which are
+// reported as pgx's stdlib reports them (int16, int32, float32, float64) so
+// that libraries that allocate destinations by it (gorm's scans into maps)
+// get the same types with either driver.
 func (r *rows) ColumnTypeScanType(i int) reflect.Type {
 	oid := r.fields[i].DataTypeOID
-	if c, ok := r.c.s.converted[oid]; ok {
+	if _, conv := r.c.s.codecs.converted[oid]; !conv {
+		switch oid {
+		case pgtype.Int2OID:
+			return typeInt16
+		case pgtype.Int4OID:
+			return typeInt32
+		case pgtype.Float4OID:
+			return typeFloat32
+		case pgtype.NumericOID:
+			return typeFloat64
+		}
+	}
+	return r.valueType(i)
+}
+
+// valueType returns the Go type Next stores for the column.
+func (r *rows) valueType(i int) reflect.Type {
+	oid := r.fields[i].DataTypeOID
+	if c, ok := r.c.s.codecs.converted[oid]; ok {
 		if c.array {
 			return reflect.SliceOf(c.goType)
 		}
@@ -232,12 +257,12 @@ func (r *rows) ColumnTypeScanType(i int) reflect.Type {
 	return typeString
 }
 
-func (r *rows) scanTypeName(i int) string { return r.ColumnTypeScanType(i).String() }
+func (r *rows) scanTypeName(i int) string { return r.valueType(i).String() }
 
 // ColumnTypeNullable reports whether a column read straight from a table
 // may be NULL (its NOT NULL constraint); for expressions it is unknown.
 func (r *rows) ColumnTypeNullable(i int) (nullable, ok bool) {
-	return r.c.s.p.nulls.lookup(r.fields[i])
+	return r.c.sh.nulls.lookup(r.fields[i])
 }
 
 // typmod is a field's type modifier; noTypmod means none was declared.

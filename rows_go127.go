@@ -22,7 +22,7 @@ func (r *rows) ScanColumn(sc driver.ScanContext, i int, dest any) error {
 	src := r.rr.Values()[i]
 	if r.scansDirectly(i, dest) {
 		f := r.fields[i]
-		if err := r.c.s.tm.Scan(f.DataTypeOID, f.Format, src, dest); err != nil {
+		if err := r.c.s.codecs.tm.Scan(f.DataTypeOID, f.Format, src, dest); err != nil {
 			return r.decodeError(i, fmt.Sprintf("%T", dest), err)
 		}
 		return nil
@@ -46,10 +46,10 @@ func (r *rows) scansDirectly(i int, dest any) bool {
 		return false
 	}
 	oid := r.fields[i].DataTypeOID
-	if _, ok := r.c.s.converted[oid]; ok {
+	if _, ok := r.c.s.codecs.converted[oid]; ok {
 		return false
 	}
-	typ, ok := r.c.s.tm.TypeForOID(oid)
+	typ, ok := r.c.s.codecs.tm.TypeForOID(oid)
 	if !ok {
 		return false
 	}

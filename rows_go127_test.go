@@ -1,6 +1,6 @@
 //go:build go1.27
 
-package pgpurepy
+package pgpurepy_test
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package pgpurepy
+package pgpurepy_test
 
 // Security scenarios of issue 6: TLS with sslmode=verify-full against a
 // certificate from a CA the test generates, SCRAM-SHA-256, clear
@@ -15,7 +15,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -33,6 +32,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgpurepy/pgpurepy"
 	"github.com/pgpurepy/pgpurepy/sqltest"
 )
 
@@ -253,27 +253,6 @@ func secPasswordDSN(t testing.TB) (pwDSN, adminDSN, password string) {
 	return pwDSN, adminDSN, password
 }
 
-// secWithPassword replaces the password in a URL DSN.
-func secWithPassword(t testing.TB, dsn, password string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.UserPassword(u.User.Username(), password)
-	return u.String()
-}
-
-// secRandom returns a random token that appears nowhere else.
-func secRandom(t testing.TB, prefix string) string {
-	t.Helper()
-	b := make([]byte, 12)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return prefix + hex.EncodeToString(b)
-}
-
 // TestSecuritySCRAM logs in as a role that must authenticate with
 // SCRAM-SHA-256, and checks that a wrong password gives a clear
 // authentication error (28P01) that contains neither password.
@@ -386,12 +365,12 @@ func TestSecurityPasswordNeverLeaks(t *testing.T) {
 
 	// open builds a pool with the logger the way an application does.
 	open := func(dsn string) (*sql.DB, error) {
-		cfg, err := ParseConfig(dsn)
+		cfg, err := pgpurepy.ParseConfig(dsn)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Logger = logger
-		c, err := NewConnectorConfig(cfg)
+		c, err := pgpurepy.NewConnectorConfig(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -494,7 +473,7 @@ func TestSecurityPasswordNeverLeaks(t *testing.T) {
 	for i, dsn := range bad {
 		what := fmt.Sprintf("bad dsn %d", i)
 		secNoPanic(t, what, func() {
-			_, err := ParseConfig(dsn)
+			_, err := pgpurepy.ParseConfig(dsn)
 			checkErr(what+": ParseConfig", err)
 			db, err := sql.Open("pgpurepy", dsn)
 			checkErr(what+": sql.Open", err)
@@ -504,7 +483,7 @@ func TestSecurityPasswordNeverLeaks(t *testing.T) {
 				cancel()
 				_ = db.Close()
 			}
-			cn, err := (&Driver{}).Open(dsn)
+			cn, err := (&pgpurepy.Driver{}).Open(dsn)
 			checkErr(what+": Driver.Open", err)
 			if err == nil {
 				_ = cn.Close()
@@ -544,7 +523,7 @@ func TestSecurityHostileStringsAreParameters(t *testing.T) {
 		"", " ", strings.Repeat("'", 1000),
 		big,
 	}
-	for _, mode := range []string{QueryModePrepare, QueryModeDescribe} {
+	for _, mode := range []string{pgpurepy.QueryModePrepare, pgpurepy.QueryModeDescribe} {
 		t.Run(mode, func(t *testing.T) {
 			db, _ := openDB(t, "connection_count=2", "query_mode="+mode)
 			x := ext(t, db)
@@ -619,5 +598,25 @@ func TestSecurityHostileStringsAreParameters(t *testing.T) {
 				return nil
 			})
 		})
+	}
+}
+
+// resBounded runs fn in its own goroutine and fails t if it has not
+// returned within bound, printing the driver's goroutines: a statement that
+// hangs fails the test instead of stalling the package.
+func resBounded(t testing.TB, what string, bound time.Duration, fn func() error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var err error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err = fn()
+	}()
+	if hang := resWaitGroupFor(&wg, bound); hang != "" {
+		t.Fatalf("%s: %s", what, hang)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }

@@ -1,4 +1,4 @@
-package pgpurepy
+package pgpurepy_test
 
 import (
 	"context"

@@ -37,7 +37,7 @@ func (st *stmt) Close() error {
 	if st.c.s == st.s {
 		st.s.unpin(st.d)
 	} else {
-		st.s.closeLater(st.d)
+		st.s.closed.add(st.d)
 	}
 	st.s, st.d = nil, nil
 	return nil

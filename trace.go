@@ -18,16 +18,3 @@ type Tracer interface {
 	// statement's error, nil on success.
 	TraceQueryEnd(ctx context.Context, commandTag string, err error)
 }
-
-func (c *conn) traceStart(ctx context.Context, query string, args []driver.NamedValue) context.Context {
-	if t := c.s.p.cfg.Tracer; t != nil {
-		return t.TraceQueryStart(ctx, query, args)
-	}
-	return ctx
-}
-
-func (c *conn) traceEnd(ctx context.Context, tag string, err error) {
-	if t := c.s.p.cfg.Tracer; t != nil {
-		t.TraceQueryEnd(ctx, tag, err)
-	}
-}

@@ -1,4 +1,4 @@
-package pgpurepy
+package pgpurepy_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgpurepy/pgpurepy"
 	"github.com/pgpurepy/pgpurepy/sqltest"
 )
 
@@ -43,13 +44,13 @@ func (r *recordingTracer) TraceQueryEnd(ctx context.Context, tag string, err err
 }
 
 func TestTracer(t *testing.T) {
-	cfg, err := ParseConfig(sqltest.DB(t))
+	cfg, err := pgpurepy.ParseConfig(sqltest.DB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tr := &recordingTracer{}
 	cfg.Tracer = tr
-	c, err := NewConnectorConfig(cfg)
+	c, err := pgpurepy.NewConnectorConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestTracer(t *testing.T) {
 	if _, err := db.Exec("SELECT * FROM missing_table"); err == nil {
 		t.Fatal("expected an error")
 	}
-	if _, err := Ext(db); err != nil {
+	if _, err := pgpurepy.Ext(db); err != nil {
 		t.Fatal(err)
 	}
 	x := ext(t, db)

@@ -1,15 +1,15 @@
-package pgpurepy
+package pgpurepy_test
 
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pgpurepy/pgpurepy"
 	"github.com/pgpurepy/pgpurepy/sqltest"
 )
 
@@ -35,7 +35,7 @@ func TestTxEmptySendsNothing(t *testing.T) {
 			t.Fatalf("%s of an empty transaction with the network held: %v", name, err)
 		}
 	}
-	if err := x.CheckoutInTransaction(ctx, func(*Conn) error { return nil }); err != nil {
+	if err := x.CheckoutInTransaction(ctx, func(*pgpurepy.Conn) error { return nil }); err != nil {
 		t.Fatalf("empty CheckoutInTransaction with the network held: %v", err)
 	}
 	px.Resume()
@@ -75,10 +75,10 @@ func TestTxFirstStatementCarriesBegin(t *testing.T) {
 	// refused and Commit rolls back.
 	aborted := func(tx *sql.Tx) {
 		t.Helper()
-		if _, err := tx.Exec("INSERT INTO carried VALUES (100)"); !isCode(err, "25P02") {
+		if _, err := tx.Exec("INSERT INTO carried VALUES (100)"); pgCode(err) != "25P02" {
 			t.Fatalf("statement after the failed one: %v, want SQLSTATE 25P02", err)
 		}
-		if err := tx.Commit(); !errors.Is(err, ErrTxRolledBack) {
+		if err := tx.Commit(); !errors.Is(err, pgpurepy.ErrTxRolledBack) {
 			t.Fatalf("Commit: %v, want ErrTxRolledBack", err)
 		}
 	}
@@ -88,7 +88,7 @@ func TestTxFirstStatementCarriesBegin(t *testing.T) {
 		// BEGIN waits for the next statement.
 		mustExec(t, db, "SELECT $1::int4", 1)
 		tx := begin()
-		var ae *ArgumentError
+		var ae *pgpurepy.ArgumentError
 		if _, err := tx.Exec("SELECT $1::int4", struct{}{}); !errors.As(err, &ae) {
 			t.Fatalf("struct argument: %v, want an ArgumentError", err)
 		}
@@ -103,7 +103,7 @@ func TestTxFirstStatementCarriesBegin(t *testing.T) {
 
 	t.Run("failed prepare", func(t *testing.T) {
 		tx := begin()
-		if _, err := tx.Prepare("SELEC 1"); !isCode(err, "42601") {
+		if _, err := tx.Prepare("SELEC 1"); pgCode(err) != "42601" {
 			t.Fatalf("Prepare: %v, want SQLSTATE 42601", err)
 		}
 		aborted(tx)
@@ -111,7 +111,7 @@ func TestTxFirstStatementCarriesBegin(t *testing.T) {
 
 	t.Run("failed statement", func(t *testing.T) {
 		tx := begin()
-		if _, err := tx.Exec("SELECT 1 / $1::int4", 0); !isCode(err, "22012") {
+		if _, err := tx.Exec("SELECT 1 / $1::int4", 0); pgCode(err) != "22012" {
 			t.Fatalf("division by zero: %v, want SQLSTATE 22012", err)
 		}
 		aborted(tx)
@@ -160,7 +160,7 @@ func TestTxBeginRefused(t *testing.T) {
 	// The BEGIN is carried by the description of a new statement, then by
 	// the execution of one described already.
 	for i, described := range []bool{false, true} {
-		err := x.Checkout(ctx, func(cn *Conn) error {
+		err := x.Checkout(ctx, func(cn *pgpurepy.Conn) error {
 			if described {
 				if _, err := cn.Execute(ctx, "INSERT INTO refused VALUES ($1)", 0); err != nil {
 					return err
@@ -169,12 +169,11 @@ func TestTxBeginRefused(t *testing.T) {
 					return err
 				}
 			}
-			dtx, err := cn.c.BeginTx(ctx, driver.TxOptions{})
+			dtx, err := pgpurepy.BeginWith(ctx, cn, "BEGIN ISOLATION LEVEL NONSENSE")
 			if err != nil {
 				return err
 			}
-			cn.c.s.begin = "BEGIN ISOLATION LEVEL NONSENSE"
-			if _, err := cn.Execute(ctx, "INSERT INTO refused VALUES ($1)", 1); !isCode(err, "42601") {
+			if _, err := cn.Execute(ctx, "INSERT INTO refused VALUES ($1)", 1); pgCode(err) != "42601" {
 				t.Errorf("described %v: statement carrying the refused BEGIN: %v, want SQLSTATE 42601", described, err)
 			}
 			if _, err := cn.Execute(ctx, "INSERT INTO refused VALUES ($1)", 2); err == nil || !strings.Contains(err.Error(), "did not begin") {

@@ -27,7 +27,7 @@
 //	pgpurepy_pool_canceled_acquires_total        waits that ended with the caller's context
 //	pgpurepy_pool_connections_opened_total       successful connects
 //	pgpurepy_pool_connect_failures_total         failed connects
-//	pgpurepy_pool_connections_closed_total       closed connections, by label reason (broken, unhealthy, lifetime, idle_time, keepalive, reset, pool_closed, ...)
+//	pgpurepy_pool_connections_closed_total       closed connections, by label reason (broken, unhealthy, lifetime, idle_time, keepalive, pool_closed, ...)
 //	pgpurepy_cancel_requests_total               cancel requests sent to the server
 //	pgpurepy_cancels_kept_total                  cancellations after which the connection was kept
 //	pgpurepy_cancels_lost_total                  cancellations after which the connection was closed
@@ -55,7 +55,7 @@ import (
 // that the pool uses today. They are exported as zero until they happen, so
 // that rate() and increase() see the first one; other reasons appear when
 // they first occur.
-var knownCloseReasons = []string{"broken", "unhealthy", "lifetime", "idle_time", "keepalive", "reset", "pool_closed"}
+var knownCloseReasons = []string{"broken", "unhealthy", "lifetime", "idle_time", "keepalive", "pool_closed"}
 
 // Collector is a prometheus.Collector for one pgpurepy pool. It is safe for
 // concurrent use; each Collect takes one Stats snapshot.

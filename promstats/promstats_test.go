@@ -246,7 +246,6 @@ pgpurepy_pool_connections_closed_total{reason="keepalive"} 0
 pgpurepy_pool_connections_closed_total{reason="lifetime"} 0
 pgpurepy_pool_connections_closed_total{reason="other_reason"} 2
 pgpurepy_pool_connections_closed_total{reason="pool_closed"} 0
-pgpurepy_pool_connections_closed_total{reason="reset"} 0
 pgpurepy_pool_connections_closed_total{reason="unhealthy"} 0
 # HELP pgpurepy_pool_connections_opened_total Total number of connections opened.
 # TYPE pgpurepy_pool_connections_opened_total counter

@@ -7,7 +7,8 @@
 //
 // # Where the server comes from
 //
-// [Start] (and therefore [Main]) finds a server in this order:
+// [Start] (and therefore [Main]'s shared server) finds a server in this
+// order:
 //
 //  1. the DSN in the environment variable PGPUREPY_TEST_DSN, used as is (Close
 //     then stops nothing, and NewDatabase creates and drops databases on it);
@@ -30,10 +31,13 @@
 //
 // # One database per test
 //
-// [Main] starts one server per test package; [DB] (or [Server.NewDatabase])
-// creates a fresh database for the calling test, copied from a template, and
-// drops it in t.Cleanup. Tests that each use their own database can run with
-// t.Parallel.
+// [Main] gives a test package one server, which the first test that calls
+// [Shared] or [DB] starts: tests that need no server run without one (and
+// without PostgreSQL installed), and a server that cannot be started fails
+// only the tests that ask for it, each with the same error. [DB] (or
+// [Server.NewDatabase]) creates a fresh database for the calling test, copied
+// from a template, and drops it in t.Cleanup. Tests that each use their own
+// database can run with t.Parallel.
 //
 // # Authentication, proxies, pgbouncer and replicas
 //

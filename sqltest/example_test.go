@@ -10,8 +10,8 @@ import (
 	"github.com/pgpurepy/pgpurepy/sqltest"
 )
 
-// A test package gets one server from TestMain and one fresh database per
-// test from DB:
+// A test package gets one server from TestMain, started by the first test
+// that needs it, and one fresh database per test from DB:
 //
 //	func TestMain(m *testing.M) { sqltest.Main(m) }
 //

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -111,19 +115,142 @@ func TestWatchdog(t *testing.T) {
 	}
 }
 
-type fakeM struct{ code int }
+// fakeM stands for testing.M: Run runs the function.
+type fakeM func() int
 
-func (m fakeM) Run() int { return m.code }
+func (m fakeM) Run() int { return m() }
 
+// fatalTB records the message of Fatalf and ends its goroutine, as a test's
+// Fatalf does. Shared calls only Helper and Fatalf.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalTB) Helper() {}
+
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// sharedFrom calls Shared from n goroutines at once, as parallel tests do,
+// and returns what each got: a server, or the message it failed with.
+func sharedFrom(n int) ([]*Server, []string) {
+	servers, msgs := make([]*Server, n), make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			tb := &fatalTB{}
+			defer func() { msgs[i] = tb.msg }()
+			servers[i] = Shared(tb)
+		})
+	}
+	wg.Wait()
+	return servers, msgs
+}
+
+// TestRunMainStartsNothingUnused: tests that do not ask for the server run
+// without one, and Main has nothing to stop.
+func TestRunMainStartsNothingUnused(t *testing.T) {
+	var out bytes.Buffer
+	code := runMain(fakeM(func() int { return 3 }), &out, func(context.Context) (*Server, error) {
+		t.Error("the server was started although no test asked for it")
+		return nil, errors.New("unexpected start")
+	})
+	if code != 3 {
+		t.Errorf("code = %d, want the tests' 3", code)
+	}
+	if out.Len() != 0 {
+		t.Errorf("output without a server:\n%s", out.String())
+	}
+}
+
+// TestRunMainStartFailure: a server that cannot start fails every test that
+// asks for it with the error of its one start, and Main stops nothing.
+func TestRunMainStartFailure(t *testing.T) {
+	var starts atomic.Int32
+	startErr := errors.New("sqltest: no PostgreSQL available: install it")
+	var out bytes.Buffer
+	var servers []*Server
+	var msgs []string
+	var lazy *lazyServer
+	code := runMain(fakeM(func() int {
+		shared.mu.Lock()
+		lazy = shared.lazy
+		shared.mu.Unlock()
+		servers, msgs = sharedFrom(8)
+		_, later := sharedFrom(1)
+		msgs = append(msgs, later...)
+		return 1
+	}), &out, func(context.Context) (*Server, error) {
+		starts.Add(1)
+		time.Sleep(50 * time.Millisecond) // the other callers come meanwhile
+		return nil, startErr
+	})
+	if code != 1 {
+		t.Errorf("code = %d", code)
+	}
+	if n := starts.Load(); n != 1 {
+		t.Errorf("%d starts, want 1", n)
+	}
+	for i, msg := range msgs {
+		if msg != startErr.Error() {
+			t.Errorf("caller %d failed with %q, want %q", i, msg, startErr)
+		}
+	}
+	for i, s := range servers {
+		if s != nil {
+			t.Errorf("caller %d got a server", i)
+		}
+	}
+	if out.Len() != 0 {
+		t.Errorf("output without a server:\n%s", out.String())
+	}
+	// After Main, no start.
+	if _, err := lazy.get(); !errors.Is(err, errMainOver) {
+		t.Errorf("the server after Main: %v, want %v", err, errMainOver)
+	}
+}
+
+// TestRunMainPrintsLogOnFailure: the first tests that ask start one server,
+// which they share; when the tests failed, Main prints its log, and it
+// stops the server and removes its directory in any case.
 func TestRunMainPrintsLogOnFailure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server")
 	}
-	var out bytes.Buffer
-	if code := runMain(fakeM{code: 3}, &out); code != 3 {
-		t.Errorf("code = %d", code)
-	}
-	if !strings.Contains(out.String(), "sqltest: server log:") || !strings.Contains(out.String(), "ready to accept connections") {
-		t.Errorf("no server log after failure:\n%s", out.String())
+	for _, testsCode := range []int{3, 0} {
+		var starts atomic.Int32
+		var out bytes.Buffer
+		var servers []*Server
+		var msgs []string
+		code := runMain(fakeM(func() int {
+			servers, msgs = sharedFrom(4)
+			return testsCode
+		}), &out, func(ctx context.Context) (*Server, error) {
+			starts.Add(1)
+			return Start(ctx, Options{Env: []string{}})
+		})
+		if code != testsCode {
+			t.Errorf("code = %d, want %d", code, testsCode)
+		}
+		if n := starts.Load(); n != 1 {
+			t.Errorf("%d starts, want 1", n)
+		}
+		for i := range servers {
+			if msgs[i] != "" || servers[i] == nil || servers[i] != servers[0] {
+				t.Fatalf("caller %d: server %p (first %p), failure %q", i, servers[i], servers[0], msgs[i])
+			}
+		}
+		printed := strings.Contains(out.String(), "sqltest: server log:") && strings.Contains(out.String(), "ready to accept connections")
+		if printed != (testsCode != 0) {
+			t.Errorf("tests' code %d: server log printed %v:\n%s", testsCode, printed, out.String())
+		}
+		if dir := servers[0].Dir(); dir == "" {
+			t.Error("no server directory")
+		} else if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s survives Main: %v", dir, err)
+		}
 	}
 }

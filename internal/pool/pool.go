@@ -8,11 +8,10 @@
 // # Locking
 //
 // Lock order: Pool.mu is the only lock and it is a leaf. It is never held
-// while calling Config.Open, Config.Close, Config.Check, Config.Keepalive or
-// the fn passed to ForEachIdle (they may do network I/O), nor while blocking
-// on a channel: hand-offs to waiters go through channels with a buffer of one
-// that are sent to at most once per wait, so a send under the lock never
-// blocks.
+// while calling Config.Open, Config.Close, Config.Check or Config.Keepalive
+// (they may do network I/O), nor while blocking on a channel: hand-offs to
+// waiters go through channels with a buffer of one that are sent to at most
+// once per wait, so a send under the lock never blocks.
 //
 // Background goroutines (openers, closers, the maintenance loop) are started
 // only while the lock is held and the pool is not closed, so Close can wait
@@ -40,7 +39,6 @@ const (
 	ReasonLifetime   = "lifetime"    // older than MaxLifetime (+ jitter)
 	ReasonIdleTime   = "idle_time"   // idle longer than MaxIdleTime
 	ReasonKeepalive  = "keepalive"   // Keepalive returned an error
-	ReasonReset      = "reset"       // predates a call to Reset
 	ReasonPoolClosed = "pool_closed" // the pool was closed
 )
 
@@ -115,7 +113,7 @@ type Config[T any] struct {
 type Stats struct {
 	Max     int // Config.Size
 	Total   int // open resources: Idle + InUse; never more than Max
-	Idle    int // resources sitting idle, including ones momentarily taken out by a keepalive sweep or ForEachIdle
+	Idle    int // resources sitting idle, including ones momentarily taken out by a keepalive sweep
 	InUse   int // resources checked out by Acquire (including ones being Checked)
 	Opening int // Open calls in flight right now
 	Waiting int // callers blocked in Acquire right now
@@ -133,8 +131,8 @@ type Stats struct {
 	OpenFailures     uint64        // failed Opens
 
 	// Closed counts closed resources by reason: "unhealthy", "lifetime",
-	// "idle_time", "keepalive", "reset", "pool_closed", plus the reasons
-	// passed to Resource.Destroy. Opened minus the sum of Closed is Total.
+	// "idle_time", "keepalive", "pool_closed", plus the reasons passed to
+	// Resource.Destroy. Opened minus the sum of Closed is Total.
 	Closed map[string]uint64
 }
 
@@ -157,12 +155,11 @@ type Pool[T any] struct {
 	closed     bool
 	idle       []*Resource[T] // LIFO: the most recently released is handed out first
 	total      int            // open resources: idle + checked out + maint
-	maint      int            // taken out by a keepalive sweep or ForEachIdle
+	maint      int            // taken out by a keepalive sweep
 	opening    int            // Open calls in flight
 	warm       bool           // an Open has succeeded: keep the pool at Size in the background
 	refilling  bool           // the refill goroutine is running (opening or backing off)
 	maintained bool           // the maintenance goroutine has been started
-	resetGen   uint64         // bumped by Reset; resources from older generations are destroyed
 	head, tail *waiter[T]     // FIFO of waiting Acquires
 	nWaiting   int
 	closedBy   map[string]uint64 // Stats.Closed
@@ -244,13 +241,13 @@ func (p *Pool[T]) Acquire(ctx context.Context) (*Resource[T], error) {
 			return p.waitLocked(ctx, now) // unlocks
 		}
 		r.state = stateAcquired
-		r.idleDur = now.Sub(r.idleSince)
+		idle := now.Sub(r.idleSince)
 		p.acquires++
 		p.mu.Unlock()
 		if p.cfg.Check == nil {
 			return r, nil
 		}
-		err := p.cfg.Check(ctx, r.value, r.idleDur)
+		err := p.cfg.Check(ctx, r.value, idle)
 		if err == nil {
 			return r, nil
 		}
@@ -334,7 +331,7 @@ func (p *Pool[T]) waitLocked(ctx context.Context, now time.Time) (*Resource[T], 
 		r = h.r
 		p.acquires--
 		p.waitedAcquires--
-		closeNow = p.checkinLocked(r, now, now)
+		closeNow = p.checkinLocked(r, now)
 	}
 	p.mu.Unlock()
 	p.spare.Put(w) // out of the queue, and its channel drained if it was sent to
@@ -344,23 +341,20 @@ func (p *Pool[T]) waitLocked(ctx context.Context, now time.Time) (*Resource[T], 
 	return nil, fmt.Errorf("pool: acquire: %w", ctx.Err())
 }
 
-// checkinLocked gives r (checked out, taken out for maintenance, or newly
-// opened) to the first waiter or puts it on the idle list with the given
-// idleSince. It destroys r instead if the pool is closed, r predates a Reset
-// or r outlived MaxLifetime, and then reports whether the caller must call
-// Close(r.value) itself after unlocking.
-func (p *Pool[T]) checkinLocked(r *Resource[T], now, idleSince time.Time) (closeNow bool) {
+// checkinLocked gives r (checked out, taken out for keepalive, or newly
+// opened) to the first waiter or puts it on the idle list, idle since now.
+// It destroys r instead if the pool is closed or r outlived MaxLifetime, and
+// then reports whether the caller must call Close(r.value) itself after
+// unlocking.
+func (p *Pool[T]) checkinLocked(r *Resource[T], now time.Time) (closeNow bool) {
 	switch {
 	case p.closed:
 		return p.destroyLocked(r, ReasonPoolClosed)
-	case r.gen != p.resetGen:
-		return p.destroyLocked(r, ReasonReset)
 	case !r.expiresAt.IsZero() && !now.Before(r.expiresAt):
 		return p.destroyLocked(r, ReasonLifetime)
 	}
 	if w := p.popWaiterLocked(); w != nil {
 		r.state = stateAcquired
-		r.idleDur = 0
 		p.acquires++
 		p.waitedAcquires++
 		p.waitDuration += now.Sub(w.start)
@@ -368,7 +362,7 @@ func (p *Pool[T]) checkinLocked(r *Resource[T], now, idleSince time.Time) (close
 		return false
 	}
 	r.state = stateIdle
-	r.idleSince = idleSince
+	r.idleSince = now
 	p.idle = append(p.idle, r)
 	return false
 }
@@ -403,11 +397,10 @@ func (p *Pool[T]) deficitLocked() int { return p.cfg.Size - p.total - p.opening 
 // checked that the pool is open and deficitLocked() > 0.
 func (p *Pool[T]) startOpenerLocked() {
 	p.opening++
-	gen := p.resetGen
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		err := p.openOne(gen)
+		err := p.openOne()
 		attempts := 0
 		if err != nil {
 			attempts = 1
@@ -454,9 +447,8 @@ func (p *Pool[T]) refill(attempts int) {
 			return
 		}
 		p.opening++
-		gen := p.resetGen
 		p.mu.Unlock()
-		if err := p.openOne(gen); err != nil {
+		if err := p.openOne(); err != nil {
 			attempts++
 		} else {
 			attempts = 0
@@ -490,10 +482,10 @@ func (p *Pool[T]) sleep(d time.Duration) bool {
 	}
 }
 
-// openOne calls Open (counted in p.opening by the caller, with resetGen gen)
-// and delivers the result: the new resource goes to the first waiter or to
-// idle; on failure with no live resources every waiter gets the error.
-func (p *Pool[T]) openOne(gen uint64) error {
+// openOne calls Open (counted in p.opening by the caller) and delivers the
+// result: the new resource goes to the first waiter or to idle; on failure
+// with no live resources every waiter gets the error.
+func (p *Pool[T]) openOne() error {
 	v, err := p.cfg.Open(p.bgCtx)
 	now := p.now()
 	p.mu.Lock()
@@ -508,7 +500,7 @@ func (p *Pool[T]) openOne(gen uint64) error {
 	}
 	p.opened++
 	p.total++
-	r := &Resource[T]{p: p, value: v, createdAt: now, gen: gen}
+	r := &Resource[T]{p: p, value: v}
 	if p.cfg.MaxLifetime > 0 {
 		d := p.cfg.MaxLifetime
 		if p.cfg.MaxLifetimeJitter > 0 {
@@ -520,7 +512,7 @@ func (p *Pool[T]) openOne(gen uint64) error {
 		p.warm = true
 		p.startMaintenanceLocked()
 	}
-	closeNow := p.checkinLocked(r, now, now)
+	closeNow := p.checkinLocked(r, now)
 	p.mu.Unlock()
 	if closeNow {
 		p.cfg.Close(v)
@@ -602,66 +594,13 @@ func (p *Pool[T]) sweep() {
 		if err != nil {
 			closeNow = p.destroyLocked(r, ReasonKeepalive)
 		} else {
-			closeNow = p.checkinLocked(r, now, now)
+			closeNow = p.checkinLocked(r, now)
 		}
 		p.mu.Unlock()
 		if closeNow {
 			p.cfg.Close(r.value)
 		}
 	}
-}
-
-// ForEachIdle takes every idle resource out of the idle list, calls fn on
-// each value in turn in the caller's goroutine (without the lock), and puts
-// each back (to the first waiter, or idle with its idle time unchanged) as
-// soon as fn returns. Resources that meanwhile became stale (Close, Reset,
-// MaxLifetime) are destroyed instead. Checked-out resources are not visited.
-// It does nothing after Close.
-func (p *Pool[T]) ForEachIdle(fn func(v T)) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	out := make([]*Resource[T], len(p.idle))
-	copy(out, p.idle)
-	clear(p.idle)
-	p.idle = p.idle[:0]
-	for _, r := range out {
-		r.state = stateMaint
-	}
-	p.maint += len(out)
-	p.mu.Unlock()
-
-	for _, r := range out {
-		fn(r.value)
-		now := p.now()
-		p.mu.Lock()
-		p.maint--
-		closeNow := p.checkinLocked(r, now, r.idleSince)
-		p.mu.Unlock()
-		if closeNow {
-			p.cfg.Close(r.value)
-		}
-	}
-}
-
-// Reset destroys every idle resource now (reason "reset") and marks every
-// other one — checked out, in a keepalive or ForEachIdle, or being opened —
-// to be destroyed when it comes back. All are replaced in the background.
-// Use it when the server behind the pool changed (failover).
-func (p *Pool[T]) Reset() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
-	p.resetGen++
-	for i, r := range p.idle {
-		p.idle[i] = nil
-		p.destroyLocked(r, ReasonReset)
-	}
-	p.idle = p.idle[:0]
 }
 
 // Stats returns a consistent snapshot of the pool's gauges and counters.

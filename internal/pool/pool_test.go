@@ -205,9 +205,6 @@ func TestAcquireReleaseStats(t *testing.T) {
 		if h.err != nil {
 			t.Fatal(h.err)
 		}
-		if h.r.IdleDuration() != 0 {
-			t.Errorf("handed-off resource idle %v", h.r.IdleDuration())
-		}
 		h.r.Release()
 	}
 	s = p.Stats()
@@ -390,9 +387,11 @@ func TestOpenFailureRecoversInBackground(t *testing.T) {
 	p, f := newTestPool(t, 2, nil)
 	warm(t, p)
 	f.failing.Store(true)
-	p.Reset()
+	a, b := mustAcquire(t, p), mustAcquire(t, p)
+	a.Destroy("broken")
+	b.Destroy("broken")
 	s := waitStats(t, p, "retries", func(s Stats) bool { return s.OpenFailures >= 3 })
-	if s.Total != 0 || s.Closed[ReasonReset] != 2 {
+	if s.Total != 0 || s.Closed["broken"] != 2 {
 		t.Fatalf("while down: %+v", s)
 	}
 	if _, err := p.Acquire(context.Background()); !errors.Is(err, errOpen) {
@@ -402,18 +401,6 @@ func TestOpenFailureRecoversInBackground(t *testing.T) {
 	s = waitStats(t, p, "recovery", func(s Stats) bool { return s.Idle == 2 && s.Opening == 0 })
 	if s.Deficit != 0 || s.Opened != 4 {
 		t.Fatalf("recovered: %+v", s)
-	}
-}
-
-func TestResetMarksCheckedOut(t *testing.T) {
-	p, _ := newTestPool(t, 2, nil)
-	warm(t, p)
-	r := mustAcquire(t, p)
-	p.Reset()
-	r.Release()
-	s := waitStats(t, p, "replaced", func(s Stats) bool { return s.Idle == 2 && s.Opening == 0 })
-	if s.Closed[ReasonReset] != 2 || s.Opened != 4 {
-		t.Fatalf("after Reset: %+v", s)
 	}
 }
 
@@ -446,9 +433,11 @@ func TestMaxLifetime(t *testing.T) {
 	if s := p.Stats(); s.Closed[ReasonLifetime] != 1 {
 		t.Fatalf("after release: %+v", s)
 	}
-	r = mustAcquire(t, p) // the other expired idle one is skipped at acquire
-	if got := r.CreatedAt(); !got.Equal(c.Now()) {
-		t.Fatalf("got a conn created at %v", got)
+	// The other expired idle one is skipped at acquire: conns 0 and 1 are
+	// the expired ones.
+	r = mustAcquire(t, p)
+	if id := r.Value().id; id < 2 {
+		t.Fatalf("got expired conn %d", id)
 	}
 	r.Release()
 	// A replacement may have been pushed above the other expired one, so
@@ -466,15 +455,20 @@ func TestMaxLifetime(t *testing.T) {
 
 func TestMaxIdleTime(t *testing.T) {
 	c := newClock()
+	var checkedIdle time.Duration // written by Check in the Acquire caller's goroutine
 	p, _ := newTestPool(t, 2, func(cfg *Config[*fakeConn]) {
 		cfg.Now = c.Now
 		cfg.MaxIdleTime = time.Hour
+		cfg.Check = func(_ context.Context, _ *fakeConn, idle time.Duration) error {
+			checkedIdle = idle
+			return nil
+		}
 	})
 	warm(t, p)
 	c.Advance(30 * time.Minute)
 	r := mustAcquire(t, p)
-	if r.IdleDuration() != 30*time.Minute {
-		t.Fatalf("IdleDuration = %v", r.IdleDuration())
+	if checkedIdle != 30*time.Minute {
+		t.Fatalf("Check got idle %v, want 30m", checkedIdle)
 	}
 	r.Release()
 	c.Advance(45 * time.Minute) // one idle 75m, the other 45m
@@ -538,30 +532,6 @@ func TestKeepaliveTicker(t *testing.T) {
 	<-called
 }
 
-func TestForEachIdle(t *testing.T) {
-	p, _ := newTestPool(t, 3, nil)
-	warm(t, p)
-	r := mustAcquire(t, p)
-	seen := map[int]bool{}
-	p.ForEachIdle(func(v *fakeConn) {
-		if v.holders.Add(1) != 1 {
-			t.Error("value held twice")
-		}
-		seen[v.id] = true
-		if s := p.Stats(); s.Idle != 2 || s.InUse != 1 {
-			t.Errorf("during ForEachIdle: %+v", s)
-		}
-		v.holders.Add(-1)
-	})
-	if len(seen) != 2 || seen[r.Value().id] {
-		t.Fatalf("visited %v, checked out %d", seen, r.Value().id)
-	}
-	r.Release()
-	if s := p.Stats(); s.Idle != 3 {
-		t.Fatalf("after: %+v", s)
-	}
-}
-
 func TestCloseWithCheckedOut(t *testing.T) {
 	p, f := newTestPool(t, 2, nil)
 	warm(t, p)
@@ -584,8 +554,6 @@ func TestCloseWithCheckedOut(t *testing.T) {
 	if s := p.Stats(); s.Closed[ReasonPoolClosed] != 2 || s.Total != 0 {
 		t.Fatalf("after release: %+v", s)
 	}
-	p.Reset() // no-op after Close
-	p.ForEachIdle(func(*fakeConn) { t.Error("ForEachIdle after Close") })
 	f.checkAllClosed()
 }
 
@@ -687,19 +655,8 @@ func TestStress(t *testing.T) {
 				return
 			default:
 				checkInvariants(p.Stats())
-				if rand.N(100) == 0 {
-					p.Reset()
-				}
 				if rand.N(50) == 0 {
 					f.failing.Store(!f.failing.Load())
-				}
-				if rand.N(30) == 0 {
-					p.ForEachIdle(func(v *fakeConn) {
-						if v.holders.Add(1) != 1 {
-							t.Error("idle value held")
-						}
-						v.holders.Add(-1)
-					})
 				}
 				time.Sleep(50 * time.Microsecond)
 			}

@@ -9,7 +9,7 @@ type resState uint8
 const (
 	stateIdle      resState = iota // in p.idle
 	stateAcquired                  // checked out by a caller
-	stateMaint                     // taken out for keepalive or ForEachIdle
+	stateMaint                     // taken out for keepalive
 	stateDestroyed                 // removed from the pool; Close called or about to be
 )
 
@@ -19,33 +19,22 @@ const (
 type Resource[T any] struct {
 	p         *Pool[T]
 	value     T
-	createdAt time.Time
 	expiresAt time.Time // zero: no MaxLifetime
-	gen       uint64    // p.resetGen when opened
 
 	// Protected by p.mu.
 	state     resState
 	idleSince time.Time
-	idleDur   time.Duration // idle time before the current checkout
 }
 
 // Value returns the pooled value.
 func (r *Resource[T]) Value() T { return r.value }
 
-// CreatedAt returns when the value was opened (per Config.Now).
-func (r *Resource[T]) CreatedAt() time.Time { return r.createdAt }
-
-// IdleDuration returns how long the value sat idle before this checkout; 0
-// if it was handed straight to a waiting Acquire.
-func (r *Resource[T]) IdleDuration() time.Duration { return r.idleDur }
-
 // Release returns the resource to the first waiting Acquire, or to the idle
 // list. It destroys it instead (and closes it in the background) if the pool
-// is closed ("pool_closed"; then Close runs synchronously in the caller), the
-// resource predates a Reset ("reset"), or it outlived MaxLifetime
-// ("lifetime"). Calling Release or Destroy again on the same checkout panics;
-// because Resources are reused, this is detected only until the value is
-// acquired again.
+// is closed ("pool_closed"; then Close runs synchronously in the caller) or
+// it outlived MaxLifetime ("lifetime"). Calling Release or Destroy again on
+// the same checkout panics; because Resources are reused, this is detected
+// only until the value is acquired again.
 func (r *Resource[T]) Release() {
 	p := r.p
 	now := p.now()
@@ -54,7 +43,7 @@ func (r *Resource[T]) Release() {
 		p.mu.Unlock()
 		panic(msgDoubleRelease)
 	}
-	closeNow := p.checkinLocked(r, now, now)
+	closeNow := p.checkinLocked(r, now)
 	p.mu.Unlock()
 	if closeNow {
 		p.cfg.Close(r.value)

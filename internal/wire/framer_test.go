@@ -1,4 +1,4 @@
-package pgpurepy
+package wire
 
 import (
 	"bytes"
@@ -20,15 +20,15 @@ func (s txStatus) TxStatus() byte { return byte(s) }
 
 // framerPipe returns a frontend reading through a framer from one end of an
 // in-memory connection, and the other end, which plays the server.
-func framerPipe(t *testing.T, status byte) (*pgproto3.Frontend, *framer, net.Conn) {
+func framerPipe(t *testing.T, status byte) (*pgproto3.Frontend, *Framer, net.Conn) {
 	t.Helper()
 	client, server := net.Pipe()
 	t.Cleanup(func() {
 		_ = client.Close()
 		_ = server.Close()
 	})
-	f := newFramer(client, client)
-	f.pg = txStatus(status)
+	f := NewFramer(client, client)
+	f.Established(txStatus(status))
 	return pgproto3.NewFrontend(f, client), f, server
 }
 
@@ -106,7 +106,7 @@ func TestFramerPassesMessagesWhole(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if f.buffered() {
+	if f.Buffered() {
 		t.Fatal("framer holds bytes after the last message")
 	}
 }
@@ -143,7 +143,7 @@ func TestFramerInterrupt(t *testing.T) {
 		t.Fatalf("received %T from half a message", m)
 	case <-time.After(50 * time.Millisecond):
 	}
-	f.interrupt()
+	f.Interrupt()
 	e, ok := (<-got).(*pgproto3.ErrorResponse)
 	if !ok || e.Code != "57014" {
 		t.Fatalf("got %+v, want a made-up 57014", e)
@@ -162,11 +162,11 @@ func TestFramerInterrupt(t *testing.T) {
 		&pgproto3.DataRow{Values: [][]byte{[]byte("next")}},
 	)
 	done = serve(t, server, append(long[40:], rest...))
-	cancelled, status, err := f.skip()
+	cancelled, status, err := f.Skip()
 	if err != nil || !cancelled || status != 'E' {
 		t.Fatalf("skip: cancelled %v, status %c, err %v", cancelled, status, err)
 	}
-	f.settled()
+	f.Settled()
 	if r, ok := receive(t, fe).(*pgproto3.DataRow); !ok || string(r.Values[0]) != "next" {
 		t.Fatalf("message after the skipped answer mangled: %+v", r)
 	}
@@ -192,11 +192,11 @@ func TestFramerCarriesBegin(t *testing.T) {
 	for i := range 50 {
 		refused := i%5 == 4
 		client, server := net.Pipe()
-		f := newFramer(client, client)
-		f.pg = txStatus('I')
+		f := NewFramer(client, client)
+		f.Established(txStatus('I'))
 		fe := pgproto3.NewFrontend(f, f)
 
-		f.setLead("BEGIN ISOLATION LEVEL SERIALIZABLE")
+		f.ArmBegin("BEGIN ISOLATION LEVEL SERIALIZABLE")
 		fe.Send(&pgproto3.Bind{PreparedStatement: "s1"})
 		fe.Send(&pgproto3.Execute{})
 		fe.Send(&pgproto3.Sync{})
@@ -281,8 +281,8 @@ func TestFramerLeadOnlyBeforeExtended(t *testing.T) {
 	client, server := net.Pipe()
 	defer client.Close()
 	defer server.Close()
-	f := newFramer(client, client)
-	f.setLead("BEGIN")
+	f := NewFramer(client, client)
+	f.ArmBegin("BEGIN")
 	b, _ := (&pgproto3.Query{String: "SELECT 1"}).Encode(nil)
 	if _, err := f.Write(b); !errors.Is(err, errLeadSimple) {
 		t.Fatalf("Write of a simple query after a lead: %v, want errLeadSimple", err)

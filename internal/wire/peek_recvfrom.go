@@ -1,6 +1,6 @@
 //go:build unix && !(linux && !386)
 
-package pgpurepy
+package wire
 
 import (
 	"errors"

@@ -16,33 +16,52 @@ import (
 // driver.Value. src is nil for NULL and is only valid during the call.
 type decoder func(src []byte) (driver.Value, error)
 
-// conversion is a registered converter as one session sees it.
+// codecs is what one connection knows of types: pgx's type map, with the
+// registered converters applied to it, and which OIDs those converters
+// claim. Its decoders turn column values into what database/sql takes; the
+// encoding of arguments is in encode.go.
+type codecs struct {
+	tm *pgtype.Map
+	// converted maps OIDs of registered converters to the Go type their
+	// values decode into.
+	converted map[uint32]*conversion
+}
+
+// conversion is a registered converter as one connection sees it.
 type conversion struct {
 	name   string
 	goType reflect.Type
 	array  bool
 }
 
+// typeName names the type oid for an error message.
+func (c *codecs) typeName(oid uint32) string {
+	if t, ok := c.tm.TypeForOID(oid); ok {
+		return t.Name
+	}
+	return "oid " + strconv.FormatUint(uint64(oid), 10)
+}
+
 // resultFormat picks the wire format for a result column: binary where it is
 // cheaper to decode and loses nothing, text where the text is the value
 // users expect (numeric at full precision, uuid, intervals, arrays for
 // pq.Array-style scanners).
-func (s *session) resultFormat(oid uint32) int16 {
+func (c *codecs) resultFormat(oid uint32) int16 {
 	switch oid {
 	case pgtype.BoolOID, pgtype.ByteaOID, pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID, pgtype.XIDOID, pgtype.CIDOID,
 		pgtype.Float4OID, pgtype.Float8OID, pgtype.DateOID, pgtype.TimestampOID, pgtype.TimestamptzOID:
 		return pgtype.BinaryFormatCode
 	}
-	if _, ok := s.converted[oid]; ok {
-		return s.tm.FormatCodeForOID(oid)
+	if _, ok := c.converted[oid]; ok {
+		return c.tm.FormatCodeForOID(oid)
 	}
 	return pgtype.TextFormatCode
 }
 
 // decoderFor returns the decoder of a column of type oid sent in format.
-func (s *session) decoderFor(oid uint32, format int16) decoder {
-	if c, ok := s.converted[oid]; ok {
-		return s.convertedDecoder(oid, format, c)
+func (c *codecs) decoderFor(oid uint32, format int16) decoder {
+	if conv, ok := c.converted[oid]; ok {
+		return c.convertedDecoder(oid, format, conv)
 	}
 	bin := format == pgtype.BinaryFormatCode
 	switch oid {
@@ -78,7 +97,7 @@ func (s *session) decoderFor(oid uint32, format int16) decoder {
 		if bin {
 			return nullable(func(src []byte) (driver.Value, error) { return append([]byte{}, src...), nil })
 		}
-		return s.scanDecoder(oid, format, func() any { return new([]byte) })
+		return c.scanDecoder(oid, format, func() any { return new([]byte) })
 	case pgtype.JSONOID, pgtype.JSONBOID:
 		return nullable(func(src []byte) (driver.Value, error) {
 			if !bin || oid == pgtype.JSONOID {
@@ -90,15 +109,15 @@ func (s *session) decoderFor(oid uint32, format int16) decoder {
 			return append([]byte{}, src[1:]...), nil
 		})
 	case pgtype.DateOID, pgtype.TimestampOID, pgtype.TimestamptzOID:
-		return s.timeDecoder(oid, format)
+		return c.timeDecoder(oid, format)
 	}
 	if bin {
 		// Binary for a type not listed above comes from pgx's result
 		// format options only: decode it to what database/sql takes, as
 		// pgx's stdlib does (the text form, for most types).
-		if t, ok := s.tm.TypeForOID(oid); ok {
+		if t, ok := c.tm.TypeForOID(oid); ok {
 			return nullable(func(src []byte) (driver.Value, error) {
-				return t.Codec.DecodeDatabaseSQLValue(s.tm, oid, format, src)
+				return t.Codec.DecodeDatabaseSQLValue(c.tm, oid, format, src)
 			})
 		}
 		return nullable(func(src []byte) (driver.Value, error) { return append([]byte{}, src...), nil })
@@ -148,8 +167,8 @@ func decodeBinaryFloat(src []byte) (driver.Value, error) {
 
 // scanDecoder decodes through the session's pgtype map into a fresh target
 // and returns what the target points at. The scan plan is found once.
-func (s *session) scanDecoder(oid uint32, format int16, target func() any) decoder {
-	plan := s.tm.PlanScan(oid, format, target())
+func (c *codecs) scanDecoder(oid uint32, format int16, target func() any) decoder {
+	plan := c.tm.PlanScan(oid, format, target())
 	return func(src []byte) (driver.Value, error) {
 		if src == nil {
 			return nil, nil
@@ -167,11 +186,11 @@ func (s *session) scanDecoder(oid uint32, format int16, target func() any) decod
 // scan target lives with the decoder, not one per value (a scan through
 // the plan's interface would move it to the heap): a decoder belongs to
 // one session and decodes one value at a time.
-func (s *session) timeDecoder(oid uint32, format int16) decoder {
+func (c *codecs) timeDecoder(oid uint32, format int16) decoder {
 	var scan func(src []byte) (time.Time, pgtype.InfinityModifier, error)
 	switch oid {
 	case pgtype.DateOID:
-		plan := s.tm.PlanScan(oid, format, &pgtype.Date{})
+		plan := c.tm.PlanScan(oid, format, &pgtype.Date{})
 		var v pgtype.Date
 		scan = func(src []byte) (time.Time, pgtype.InfinityModifier, error) {
 			v = pgtype.Date{}
@@ -179,7 +198,7 @@ func (s *session) timeDecoder(oid uint32, format int16) decoder {
 			return v.Time, v.InfinityModifier, err
 		}
 	case pgtype.TimestampOID:
-		plan := s.tm.PlanScan(oid, format, &pgtype.Timestamp{})
+		plan := c.tm.PlanScan(oid, format, &pgtype.Timestamp{})
 		var v pgtype.Timestamp
 		scan = func(src []byte) (time.Time, pgtype.InfinityModifier, error) {
 			v = pgtype.Timestamp{}
@@ -187,7 +206,7 @@ func (s *session) timeDecoder(oid uint32, format int16) decoder {
 			return v.Time, v.InfinityModifier, err
 		}
 	default:
-		plan := s.tm.PlanScan(oid, format, &pgtype.Timestamptz{})
+		plan := c.tm.PlanScan(oid, format, &pgtype.Timestamptz{})
 		var v pgtype.Timestamptz
 		scan = func(src []byte) (time.Time, pgtype.InfinityModifier, error) {
 			v = pgtype.Timestamptz{}
@@ -212,19 +231,19 @@ func (s *session) timeDecoder(oid uint32, format int16) decoder {
 // convertedDecoder decodes a registered type into its Go type, or a slice
 // of it for the array type. An array with NULL elements, which []T cannot
 // hold unless T is a pointer, comes back as []*T.
-func (s *session) convertedDecoder(oid uint32, format int16, c *conversion) decoder {
-	typ := c.goType
+func (c *codecs) convertedDecoder(oid uint32, format int16, conv *conversion) decoder {
+	typ := conv.goType
 	var ptrs reflect.Type
-	if c.array {
-		typ = reflect.SliceOf(c.goType)
-		if c.goType.Kind() != reflect.Pointer {
-			ptrs = reflect.SliceOf(reflect.PointerTo(c.goType))
+	if conv.array {
+		typ = reflect.SliceOf(conv.goType)
+		if conv.goType.Kind() != reflect.Pointer {
+			ptrs = reflect.SliceOf(reflect.PointerTo(conv.goType))
 		}
 	}
-	plan := s.tm.PlanScan(oid, format, reflect.New(typ).Interface())
+	plan := c.tm.PlanScan(oid, format, reflect.New(typ).Interface())
 	var ptrPlan pgtype.ScanPlan
 	if ptrs != nil {
-		ptrPlan = s.tm.PlanScan(oid, format, reflect.New(ptrs).Interface())
+		ptrPlan = c.tm.PlanScan(oid, format, reflect.New(ptrs).Interface())
 	}
 	return func(src []byte) (driver.Value, error) {
 		if src == nil {
@@ -241,6 +260,6 @@ func (s *session) convertedDecoder(oid uint32, format int16, c *conversion) deco
 				return alt.Elem().Interface(), nil
 			}
 		}
-		return nil, fmt.Errorf("decode %s into %s: %w", c.name, typ, err)
+		return nil, fmt.Errorf("decode %s into %s: %w", conv.name, typ, err)
 	}
 }

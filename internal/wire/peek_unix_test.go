@@ -1,6 +1,6 @@
 //go:build unix
 
-package pgpurepy
+package wire
 
 import (
 	"net"
@@ -41,8 +41,8 @@ func tcpPair(tb testing.TB) (client, server net.Conn) {
 // nothing pending, bytes pending (left unread), and closed by the peer.
 func TestPeek(t *testing.T) {
 	client, server := tcpPair(t)
-	pk := newPeeker(client)
-	if pending, err := pk.peek(); pending || err != nil {
+	pk := NewPeeker(client)
+	if pending, err := pk.Peek(); pending || err != nil {
 		t.Fatalf("idle socket: pending %v, err %v", pending, err)
 	}
 	if _, err := server.Write([]byte("E")); err != nil {
@@ -62,12 +62,12 @@ func TestPeek(t *testing.T) {
 
 // waitPeek peeks until ok accepts the answer: loopback delivery is quick
 // but not synchronous with the peer's Write or Close.
-func waitPeek(t *testing.T, pk *peeker, ok func(bool, error) bool) {
+func waitPeek(t *testing.T, pk *Peeker, ok func(bool, error) bool) {
 	t.Helper()
 	var pending bool
 	var err error
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if pending, err = pk.peek(); ok(pending, err) {
+		if pending, err = pk.Peek(); ok(pending, err) {
 			return
 		}
 	}
@@ -78,10 +78,10 @@ func waitPeek(t *testing.T, pk *peeker, ok func(bool, error) bool) {
 // which on a virtual machine costs more than the rest of a checkout.
 func BenchmarkPeek(b *testing.B) {
 	client, _ := tcpPair(b)
-	pk := newPeeker(client)
+	pk := NewPeeker(client)
 	b.ReportAllocs()
 	for b.Loop() {
-		if pending, err := pk.peek(); pending || err != nil {
+		if pending, err := pk.Peek(); pending || err != nil {
 			b.Fatal(pending, err)
 		}
 	}

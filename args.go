@@ -103,3 +103,19 @@ func (o *queryOptions) resultFormats(fields []pgconn.FieldDescription) []int16 {
 	}
 	return nil
 }
+
+// namedArgs converts args into positional arguments $1, $2, ...
+func namedArgs(args []any) []driver.NamedValue {
+	if len(args) == 0 {
+		return nil
+	}
+	return appendNamed(make([]driver.NamedValue, 0, len(args)), args)
+}
+
+// appendNamed appends args to dst as positional arguments $1, $2, ...
+func appendNamed[T any](dst []driver.NamedValue, args []T) []driver.NamedValue {
+	for i, a := range args {
+		dst = append(dst, driver.NamedValue{Ordinal: i + 1, Value: a})
+	}
+	return dst
+}

@@ -8,7 +8,8 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgpurepy/pgpurepy/converters"
 )
@@ -24,11 +25,8 @@ import (
 // database/sql settings; a connection counts as in use while a statement,
 // a transaction or a *sql.Conn holds it.
 type Pool struct {
-	p *poolState
+	c *Connector
 }
-
-// ErrNotPgpurepy is returned by Ext for a *sql.DB of another driver.
-var ErrNotPgpurepy = errors.New("pgpurepy: not a pgpurepy *sql.DB")
 
 // Ext returns the extension of db without any I/O. It works for handles from
 // sql.Open("pgpurepy", ...), OpenDB, sql.OpenDB(connector), and the *sql.DB
@@ -43,96 +41,7 @@ func Ext(db *sql.DB) (*Pool, error) {
 }
 
 // Pool returns the extension of the Connector's pool.
-func (c *Connector) Pool() *Pool { return &Pool{p: c.p} }
-
-// MaxConnections is the number of connections the pool keeps (the
-// connection_count DSN key).
-func (x *Pool) MaxConnections() int { return x.p.cfg.ConnectionCount }
-
-// IdleConnections is the number of open connections not checked out right
-// now.
-func (x *Pool) IdleConnections() int { return x.p.pool.Stats().Idle }
-
-// WaitingTasks is the number of callers blocked waiting for a connection
-// right now.
-func (x *Pool) WaitingTasks() int { return x.p.pool.Stats().Waiting }
-
-// Stats is one consistent snapshot of the pool, for dashboards.
-type Stats struct {
-	// MaxConnections, IdleConnections and WaitingTasks are the gauges of the
-	// methods of the same names.
-	MaxConnections  int
-	IdleConnections int
-	WaitingTasks    int
-	// OpenConnections is idle plus in use; InUse are checked out (by a
-	// statement, a transaction, a *sql.Conn, a Checkout, or a recovery);
-	// Recovering, of those, are being cleaned up after a cancelled
-	// statement and go back to the pool by themselves; Opening are being
-	// dialled; Deficit is how many the pool is short of MaxConnections after
-	// failures.
-	OpenConnections int
-	InUse           int
-	Recovering      int
-	Opening         int
-	Deficit         int
-
-	// Acquires counts checkouts; WaitedAcquires those that had to wait, for
-	// WaitDuration in total; CanceledAcquires those whose context ended
-	// while waiting.
-	Acquires         uint64
-	WaitedAcquires   uint64
-	WaitDuration     time.Duration
-	CanceledAcquires uint64
-
-	// ConnectionsOpened counts successful connects, ConnectFailures failed
-	// ones, and ConnectionsClosed closed connections by reason ("broken",
-	// "unhealthy", "lifetime", "idle_time", "pool_closed", ...).
-	ConnectionsOpened uint64
-	ConnectFailures   uint64
-	ConnectionsClosed map[string]uint64
-
-	// CancelsSent counts cancel requests sent to the server; CancelsKept the
-	// cancellations after which the connection went on serving; CancelsLost
-	// those after which it had to be closed.
-	CancelsSent uint64
-	CancelsKept uint64
-	CancelsLost uint64
-
-	// Failovers counts changes of the writable server seen by a pool whose
-	// DSN asks for one (target_session_attrs=read-write or primary);
-	// ReplacedForFailover the connections closed because they were on a
-	// server that is no longer writable.
-	Failovers           uint64
-	ReplacedForFailover uint64
-}
-
-// Stats returns a snapshot of the pool's gauges and counters.
-func (x *Pool) Stats() Stats {
-	ps := x.p.pool.Stats()
-	return Stats{
-		MaxConnections:    ps.Max,
-		IdleConnections:   ps.Idle,
-		WaitingTasks:      ps.Waiting,
-		OpenConnections:   ps.Total,
-		InUse:             ps.InUse,
-		Recovering:        int(x.p.stats.recovering.Load()),
-		Opening:           ps.Opening,
-		Deficit:           ps.Deficit,
-		Acquires:          ps.Acquires,
-		WaitedAcquires:    ps.WaitedAcquires,
-		WaitDuration:      ps.WaitDuration,
-		CanceledAcquires:  ps.CanceledAcquires,
-		ConnectionsOpened: ps.Opened,
-		ConnectFailures:   ps.OpenFailures,
-		ConnectionsClosed: ps.Closed,
-		CancelsSent:       x.p.stats.cancelsSent.Load(),
-		CancelsKept:       x.p.stats.cancelsKept.Load(),
-		CancelsLost:       x.p.stats.cancelsLost.Load(),
-
-		Failovers:           x.p.stats.failovers.Load(),
-		ReplacedForFailover: x.p.stats.replacedForFailover.Load(),
-	}
-}
+func (c *Connector) Pool() *Pool { return &Pool{c: c} }
 
 // AddConverter registers c for every connection of the pool: those open now
 // apply it before their next statement, those opened later when they
@@ -140,14 +49,39 @@ func (x *Pool) Stats() Stats {
 // catalog query. A type that does not exist, or a converter that does not fit
 // the type, gives an error and registers nothing.
 func (x *Pool) AddConverter(ctx context.Context, c converters.Converter) error {
-	return x.p.register(ctx, c, false)
+	return x.register(ctx, c, false)
 }
 
 // AddConverterWithArray is AddConverter that also registers the type's array
 // type, so that T[] columns come back as []T and []T arguments are sent as
 // arrays. It fails when the type has no array type.
 func (x *Pool) AddConverterWithArray(ctx context.Context, c converters.Converter) error {
-	return x.p.register(ctx, c, true)
+	return x.register(ctx, c, true)
+}
+
+// register resolves conv's type with one catalog query on one pooled
+// connection, checks that the converter fits by applying it to a copy of
+// that connection's types, and adds it to the registry: every connection
+// applies it before its next statement, and every connection opened later
+// at connect.
+func (x *Pool) register(ctx context.Context, conv converters.Converter, withArray bool) error {
+	return x.with(ctx, func(c *Conn) error {
+		s := c.c.s
+		if err := s.start(ctx); err != nil {
+			return err
+		}
+		if err := s.sync(); err != nil {
+			return err
+		}
+		info, err := s.typeInfo(ctx, conv.TypeName())
+		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) {
+			return fmt.Errorf("pgpurepy: look up type %q: %w", conv.TypeName(), err)
+		}
+		if err != nil {
+			return err
+		}
+		return x.c.sh.reg.add(&s.codecs, conv, info, withArray)
+	})
 }
 
 // Execute runs query on the next free connection and returns the number of
@@ -254,11 +188,11 @@ func (x *Pool) with(ctx context.Context, fn func(*Conn) error) error {
 }
 
 func (x *Pool) checkout(ctx context.Context) (*Conn, error) {
-	s, res, err := x.p.acquire(ctx)
-	if err != nil {
+	c := &Conn{c: conn{pool: x.c.pool, sh: x.c.sh}}
+	if err := c.c.bind(ctx); err != nil {
 		return nil, err
 	}
-	return &Conn{c: conn{p: x.p, s: s, res: res}}, nil
+	return c, nil
 }
 
 // Conn is one connection checked out of the pool by Checkout or
@@ -295,10 +229,6 @@ func (c *Conn) Fetch(ctx context.Context, query string, args ...any) ([]*Row, er
 	}
 	return out, nil
 }
-
-// ErrNoRows is returned by FetchOne when the query returned no row. It wraps
-// sql.ErrNoRows, so errors.Is(err, sql.ErrNoRows) holds.
-var ErrNoRows = fmt.Errorf("pgpurepy: no rows in result set: %w", sql.ErrNoRows)
 
 // FetchOne returns the first row of query's result, or ErrNoRows. Further
 // rows are not decoded: they are read off the wire and discarded, as
@@ -461,7 +391,7 @@ func (c *Conn) inTx(ctx context.Context, opts sql.TxOptions, fn func(*Conn) erro
 // statement at a time; the caller clears it once the statement has encoded
 // them. With a Tracer, which may keep the slice, they get their own.
 func (c *Conn) namedArgs(args []any) []driver.NamedValue {
-	if len(args) == 0 || c.c.s == nil || c.c.p.cfg.Tracer != nil {
+	if len(args) == 0 || c.c.s == nil || c.c.sh.cfg.Tracer != nil {
 		return namedArgs(args)
 	}
 	s := c.c.s
@@ -469,17 +399,19 @@ func (c *Conn) namedArgs(args []any) []driver.NamedValue {
 	return s.namedBuf
 }
 
-func namedArgs(args []any) []driver.NamedValue {
-	if len(args) == 0 {
-		return nil
+// FetchStructs runs query on the pool and maps every row to a T with
+// ScanStruct.
+func FetchStructs[T any](ctx context.Context, x *Pool, query string, args ...any) ([]T, error) {
+	var out []T
+	for row, err := range x.Query(ctx, query, args...) {
+		if err != nil {
+			return nil, err
+		}
+		t, err := ScanStruct[T](row)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
 	}
-	return appendNamed(make([]driver.NamedValue, 0, len(args)), args)
-}
-
-// appendNamed appends args to dst as positional arguments $1, $2, ...
-func appendNamed[T any](dst []driver.NamedValue, args []T) []driver.NamedValue {
-	for i, a := range args {
-		dst = append(dst, driver.NamedValue{Ordinal: i + 1, Value: a})
-	}
-	return dst
+	return out, nil
 }

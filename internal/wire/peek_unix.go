@@ -1,6 +1,6 @@
 //go:build unix
 
-package pgpurepy
+package wire
 
 import (
 	"errors"
@@ -9,12 +9,12 @@ import (
 	"syscall"
 )
 
-// peeker looks at one connection's socket without blocking or consuming
+// Peeker looks at one connection's socket without blocking or consuming
 // anything: EOF means the server or a proxy closed it; pending bytes on an
 // idle connection mean the server said something unprompted (typically a
 // FATAL before closing). It is made once per session, so that a checkout's
 // look costs one syscall and no allocation.
-type peeker struct {
+type Peeker struct {
 	rc    syscall.RawConn // nil: not a socket, nothing to look at
 	fn    func(fd uintptr)
 	buf   [1]byte
@@ -22,8 +22,10 @@ type peeker struct {
 	errno syscall.Errno
 }
 
-func newPeeker(nc net.Conn) *peeker {
-	pk := &peeker{}
+// NewPeeker returns a Peeker for nc; one that is not a socket (or whose
+// socket cannot be reached) is never seen to hold anything.
+func NewPeeker(nc net.Conn) *Peeker {
+	pk := &Peeker{}
 	if t, ok := nc.(interface{ NetConn() net.Conn }); ok {
 		nc = t.NetConn()
 	}
@@ -40,10 +42,11 @@ func newPeeker(nc net.Conn) *peeker {
 	return pk
 }
 
-// peek reports whether bytes are pending. The caller must have stopped
-// pgconn's background reader (SyncConn). Control, unlike Read, takes no
-// read lock, so peek can never wait for a reader parked on the socket.
-func (pk *peeker) peek() (pending bool, err error) {
+// Peek reports whether bytes are pending, and an error when the peer closed
+// the connection or the socket broke. The caller must have stopped pgconn's
+// background reader (SyncConn). Control, unlike Read, takes no read lock,
+// so Peek can never wait for a reader parked on the socket.
+func (pk *Peeker) Peek() (pending bool, err error) {
 	if pk.rc == nil {
 		return false, nil
 	}

@@ -1,4 +1,10 @@
-package pgpurepy
+// Package wire holds what pgpurepy adds under pgconn's protocol decoder: the
+// Framer, which frames the backend's messages so that a statement can end at
+// its caller's deadline without losing the connection and which carries a
+// transaction's deferred BEGIN, and the Peeker, which looks at an idle
+// connection's socket without reading it. It knows nothing of the pool, of
+// sessions or of database/sql, and its tests need no server.
+package wire
 
 import (
 	"encoding/binary"
@@ -12,28 +18,32 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// framer sits between pgconn's socket and its protocol decoder (it is built
+// Framer sits between pgconn's socket and its protocol decoder (it is built
 // by pgconn.Config.BuildFrontend, and the frontend writes through it too). It
 // hands the decoder whole backend messages only, keeping back the start of a
 // message that arrived in pieces, so whenever it waits on the socket the
 // decoder holds nothing half-read.
 //
 // That is what lets a statement end at its caller's deadline and still keep
-// the connection: after interrupt, a read that would wait on the server
+// the connection: after Interrupt, a read that would wait on the server
 // returns a made-up ErrorResponse (57014) and ReadyForQuery instead. pgconn
 // ends the statement as it would any failed one and stays usable; the
-// server's real answer, still on its way, is read and dropped by skip before
-// the connection serves again (see session.settleCancel).
+// server's real answer, still on its way, is read and dropped by Skip before
+// the connection serves again.
 //
-// Read and skip are called by the goroutine that holds the session;
-// interrupt may be called from any goroutine.
-type framer struct {
+// It also carries a transaction's deferred BEGIN (ArmBegin): it writes the
+// BEGIN in front of the next extended-protocol write and takes the BEGIN's
+// answer out of what the decoder reads.
+//
+// Interrupt may be called from any goroutine; every other method is called
+// by the goroutine that uses the connection (pgconn's, or a recovery's).
+type Framer struct {
 	r  io.Reader
 	nc net.Conn
 	// pg is the connection being framed (a *pgconn.PgConn), set once it is
 	// established; Read asks it for the transaction status to put in a
 	// made-up ReadyForQuery.
-	pg interface{ TxStatus() byte }
+	pg TxStatuser
 
 	// held is what was read from r and not handed out yet; buf backs it.
 	held []byte
@@ -47,10 +57,10 @@ type framer struct {
 	// statements that were ended with made-up ones.
 	owed int
 
-	// lead, when set, is a transaction's deferred BEGIN (see
-	// session.carryBegin), encoded as Parse, Bind and Execute of the
-	// unnamed statement without a Sync. The next Write sends it in front of
-	// pgconn's messages, in the same write.
+	// lead, when set, is a transaction's deferred BEGIN (see ArmBegin),
+	// encoded as Parse, Bind and Execute of the unnamed statement without a
+	// Sync. The next Write sends it in front of pgconn's messages, in the
+	// same write.
 	lead []byte
 	// leading is set from then until the BEGIN's answer (ParseComplete,
 	// BindComplete, CommandComplete) has been taken out of what Read hands
@@ -68,7 +78,7 @@ type framer struct {
 	leadMsgs []byte
 
 	// startup, when set, sees each message handed out until the
-	// connection is established (see poolState.open).
+	// connection is established (see OnStartup).
 	startup func(typ byte, body []byte)
 
 	interrupted atomic.Bool
@@ -76,29 +86,48 @@ type framer struct {
 	writing atomic.Bool
 }
 
+// TxStatuser is what the Framer needs of the connection it frames: its
+// transaction status as of the last ReadyForQuery (*pgconn.PgConn has it).
+type TxStatuser interface{ TxStatus() byte }
+
 // errAbandonedRead is what a read gets while the real end of an abandoned
 // statement has not been skipped: using the connection then would mix two
 // statements' answers, so pgconn closes it instead.
 var errAbandonedRead = errors.New("pgpurepy: read on a connection whose cancelled statement was not drained")
 
-// abandonedMessage is the message of the made-up 57014 error. finish never
-// shows it to a caller whose context ended: that caller gets its context's
-// error.
+// abandonedMessage is the message of the made-up 57014 error. The driver
+// never shows it to a caller whose context ended: that caller gets its
+// context's error.
 const abandonedMessage = "statement abandoned by pgpurepy: the caller stopped waiting and the server was asked to cancel it"
 
 // framerBufSize is the size of the buffer that holds the start of a
 // message between reads. A longer message grows it to its own length for
-// as long as the message is held; above keepBufMax the buffer is dropped
-// once the message has been handed out, so that one large value does not
-// pin its size in every session for the session's life.
-const (
-	framerBufSize = 8192
-	keepBufMax    = 1 << 20
-)
+// as long as the message is held; above KeepBufMax the buffer is dropped
+// once the message has been handed out.
+const framerBufSize = 8192
 
-func newFramer(r io.Reader, nc net.Conn) *framer {
-	return &framer{r: r, nc: nc}
+// KeepBufMax is the largest buffer a connection keeps after the message or
+// the arguments it was grown for, so that one large value does not pin its
+// size in every connection for the connection's life.
+const KeepBufMax = 1 << 20
+
+// NewFramer returns a Framer that reads the backend's messages from r, the
+// connection nc as pgconn built it (with TLS, if any), and writes to nc.
+func NewFramer(r io.Reader, nc net.Conn) *Framer {
+	return &Framer{r: r, nc: nc}
 }
+
+// Conn returns the connection the Framer writes to.
+func (f *Framer) Conn() net.Conn { return f.nc }
+
+// OnStartup has fn see every message handed to the decoder (its type and
+// body) until Established: the authentication requests, for one.
+func (f *Framer) OnStartup(fn func(typ byte, body []byte)) { f.startup = fn }
+
+// Established tells the Framer that the connection pg is established: the
+// startup hook is done, and made-up ends take their transaction status from
+// pg.
+func (f *Framer) Established(pg TxStatuser) { f.pg, f.startup = pg, nil }
 
 // writeStall is how long a write may go on after its statement was
 // interrupted. A write normally ends in microseconds, into the socket's
@@ -108,10 +137,11 @@ func newFramer(r io.Reader, nc net.Conn) *framer {
 // closes the connection so that the caller is not held.
 const writeStall = 100 * time.Millisecond
 
-// interrupt makes the statement in progress end at the next read that would
+// Interrupt makes the statement in progress end at the next read that would
 // wait on the server, and wakes a read already waiting; a write in progress
-// gets writeStall to finish.
-func (f *framer) interrupt() {
+// gets writeStall to finish. The connection must go through Skip (when Owed)
+// and Settled before it serves again.
+func (f *Framer) Interrupt() {
 	f.interrupted.Store(true)
 	now := time.Now()
 	_ = f.nc.SetReadDeadline(now)
@@ -120,11 +150,11 @@ func (f *framer) interrupt() {
 	}
 }
 
-// Write writes to the socket for pgconn, where interrupt can bound it. Each
+// Write writes to the socket for pgconn, where Interrupt can bound it. Each
 // side sets its flag before it looks at the other's, so that a write that
 // starts as interrupt runs is bounded by one of them. The deadline outlives
 // the write; the recovery that follows every interrupt resets it.
-func (f *framer) Write(b []byte) (int, error) {
+func (f *Framer) Write(b []byte) (int, error) {
 	f.writing.Store(true)
 	defer f.writing.Store(false)
 	if f.interrupted.Load() {
@@ -141,9 +171,13 @@ func (f *framer) Write(b []byte) (int, error) {
 // Query a failed BEGIN would leave the server waiting for that Sync.
 var errLeadSimple = errors.New("pgpurepy: internal error: deferred BEGIN before a simple query")
 
-// setLead makes the BEGIN text sql the lead of the next write. The last
-// text's encoding is kept: a connection's transactions mostly begin alike.
-func (f *framer) setLead(sql string) {
+// ArmBegin makes the BEGIN text sql the lead of the next write, which must
+// be of the extended protocol: pgconn ends it with a Sync, so the server
+// runs the BEGIN and the statement in one round trip, and skips the
+// statement if the BEGIN fails. DisarmBegin must follow the calls that may
+// write. The last text's encoding is kept: a connection's transactions
+// mostly begin alike.
+func (f *Framer) ArmBegin(sql string) {
 	if sql != f.leadSQL {
 		b, _ := (&pgproto3.Parse{Query: sql}).Encode(nil)
 		b, _ = (&pgproto3.Bind{}).Encode(b)
@@ -153,9 +187,38 @@ func (f *framer) setLead(sql string) {
 	f.lead = f.leadMsgs
 }
 
+// DisarmBegin ends what ArmBegin started and reports whether the BEGIN
+// went out; it did not when nothing was written (an argument that did not
+// encode), and then it must be armed again for the next statement.
+func (f *Framer) DisarmBegin() (sent bool) {
+	if f.lead != nil {
+		f.lead = nil
+		return false
+	}
+	return true
+}
+
+// BeginFailed reports, once, that the server answered the last BEGIN the
+// Framer carried with an error. That error was the carrying statement's,
+// and the server skipped the statement.
+func (f *Framer) BeginFailed() bool {
+	failed := f.leadFailed
+	f.leadFailed = false
+	return failed
+}
+
+// BeginUnseen reports, once, that the last interrupt came before the
+// answer to the BEGIN the Framer carried: whether the BEGIN ran shows in
+// the transaction status that Skip reports.
+func (f *Framer) BeginUnseen() bool {
+	unseen := f.leadUnseen
+	f.leadUnseen = false
+	return unseen
+}
+
 // writeLead writes the lead and b in one write and starts looking for the
 // BEGIN's answer. It reports what it wrote of b.
-func (f *framer) writeLead(b []byte) (int, error) {
+func (f *Framer) writeLead(b []byte) (int, error) {
 	switch b[0] {
 	case 'P', 'B', 'D', 'C', 'S', 'H':
 	default:
@@ -176,7 +239,7 @@ func (f *framer) writeLead(b []byte) (int, error) {
 // possibly the start of one longer than p, and returns how much is left.
 // Messages that are not the answer (a notice, a parameter status, a
 // notification) stay where they are.
-func (f *framer) dropLeadAnswer(p []byte) int {
+func (f *Framer) dropLeadAnswer(p []byte) int {
 	w := 0
 	for r := 0; r < len(p); {
 		l := min(messageLen(p[r:]), len(p)-r)
@@ -199,11 +262,15 @@ func (f *framer) dropLeadAnswer(p []byte) int {
 	return w
 }
 
-// buffered reports whether bytes wait that the decoder has not seen.
-func (f *framer) buffered() bool { return len(f.held) > 0 || len(f.made) > 0 }
+// Buffered reports whether bytes wait that the decoder has not seen.
+func (f *Framer) Buffered() bool { return len(f.held) > 0 || len(f.made) > 0 }
+
+// Owed reports whether statements ended with made-up answers whose real
+// ones Skip must still read: the error the caller got was the Framer's.
+func (f *Framer) Owed() bool { return f.owed > 0 }
 
 // Read hands out whole messages, without the answer to a deferred BEGIN.
-func (f *framer) Read(p []byte) (int, error) {
+func (f *Framer) Read(p []byte) (int, error) {
 	for {
 		piece := f.rest > 0
 		n, err := f.read(p)
@@ -223,7 +290,7 @@ func (f *framer) Read(p []byte) (int, error) {
 
 // read hands out whole messages, reading from the socket straight into p
 // when nothing is held.
-func (f *framer) read(p []byte) (int, error) {
+func (f *Framer) read(p []byte) (int, error) {
 	if f.owed > 0 && len(f.made) == 0 {
 		return 0, errAbandonedRead
 	}
@@ -271,7 +338,7 @@ func (f *framer) read(p []byte) (int, error) {
 
 // handOut copies from held into p what the decoder may have: the rest of a
 // split message, or as many whole messages as fit.
-func (f *framer) handOut(p []byte) (int, error) {
+func (f *Framer) handOut(p []byte) (int, error) {
 	if f.rest > 0 {
 		n := copy(p, f.held[:f.rest])
 		f.rest -= n
@@ -296,23 +363,23 @@ func (f *framer) handOut(p []byte) (int, error) {
 }
 
 // needed is the length of the message whose start is held, or a header's.
-func (f *framer) needed() int {
+func (f *Framer) needed() int {
 	if len(f.held) < 5 {
 		return 5
 	}
 	return messageLen(f.held)
 }
 
-// woken reports whether err is the wake-up of interrupt, after which Read
+// woken reports whether err is the wake-up of Interrupt, after which Read
 // ends the statement instead of failing.
-func (f *framer) woken(err error) bool {
+func (f *Framer) woken(err error) bool {
 	var ne net.Error
 	return f.interrupted.Load() && errors.As(err, &ne) && ne.Timeout()
 }
 
 // makeEnd queues the made-up end of the interrupted statement. A statement
 // inside a transaction leaves it failed, as the real cancel does.
-func (f *framer) makeEnd() {
+func (f *Framer) makeEnd() {
 	status := byte('I')
 	if f.pg.TxStatus() != 'I' {
 		status = 'E'
@@ -321,16 +388,16 @@ func (f *framer) makeEnd() {
 	b, _ = (&pgproto3.ReadyForQuery{TxStatus: status}).Encode(b)
 	f.made = b
 	f.owed++
-	// skip drops the BEGIN's answer with the rest; whether the BEGIN ran
+	// Skip drops the BEGIN's answer with the rest; whether the BEGIN ran
 	// shows in the status the server reports last.
 	f.leadUnseen, f.leading = f.leading, false
 }
 
-// skip reads and drops the real end of every statement ended by makeEnd,
-// through its ReadyForQuery. It reports whether the server ended one with
-// 57014 (the cancel request was spent on it) and the transaction status the
-// server reported last. Its reads are bounded by the socket's deadline.
-func (f *framer) skip() (cancelled bool, status byte, err error) {
+// Skip reads and drops the real end of every statement ended by a made-up
+// one, through its ReadyForQuery. It reports whether the server ended one
+// with 57014 (the cancel request was spent on it) and the transaction status
+// the server reported last. Its reads are bounded by the socket's deadline.
+func (f *Framer) Skip() (cancelled bool, status byte, err error) {
 	for f.owed > 0 {
 		if err := f.fill(5); err != nil {
 			return cancelled, status, err
@@ -359,11 +426,11 @@ func (f *framer) skip() (cancelled bool, status byte, err error) {
 	return cancelled, status, nil
 }
 
-// settled ends the interruption once skip has run.
-func (f *framer) settled() { f.interrupted.Store(false) }
+// Settled ends the interruption once Skip has run.
+func (f *Framer) Settled() { f.interrupted.Store(false) }
 
 // fill reads until held has at least n bytes.
-func (f *framer) fill(n int) error {
+func (f *Framer) fill(n int) error {
 	if cap(f.buf) < n {
 		f.buf = make([]byte, max(n, framerBufSize))
 		f.held = f.buf[:copy(f.buf, f.held)]
@@ -382,7 +449,7 @@ func (f *framer) fill(n int) error {
 }
 
 // hold keeps b, the start of a message, for the next read.
-func (f *framer) hold(b []byte) {
+func (f *Framer) hold(b []byte) {
 	if f.buf == nil {
 		f.buf = make([]byte, framerBufSize)
 	}
@@ -393,11 +460,11 @@ func (f *framer) hold(b []byte) {
 }
 
 // take drops the first n held bytes.
-func (f *framer) take(n int) {
+func (f *Framer) take(n int) {
 	f.held = f.held[n:]
 	switch {
 	case len(f.held) > 0 || f.buf == nil:
-	case cap(f.buf) > keepBufMax:
+	case cap(f.buf) > KeepBufMax:
 		f.buf, f.held = nil, nil
 	default:
 		f.held = f.buf[:0]

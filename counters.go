@@ -1,0 +1,18 @@
+package pgpurepy
+
+import "sync/atomic"
+
+// counters are the pool-wide statistics kept outside internal/pool.
+type counters struct {
+	cancelsSent atomic.Uint64
+	cancelsKept atomic.Uint64
+	cancelsLost atomic.Uint64
+	recovering  atomic.Int64
+	failovers   atomic.Uint64
+	// replacedForFailover counts sessions closed because they were on a
+	// server that is no longer the writable one.
+	replacedForFailover atomic.Uint64
+	// staleRetries counts statements run again, described afresh, after
+	// the server lost or changed their cached statement.
+	staleRetries atomic.Uint64
+}

@@ -1,0 +1,59 @@
+package pgpurepy
+
+// What the tests of package pgpurepy_test need from inside the package, and
+// no more. Each entry names the test that needs it and why the public API
+// cannot do it.
+
+import (
+	"context"
+	"database/sql/driver"
+	"net"
+)
+
+// DSNKey is one row of config.go's table of our own DSN keys; Shown is how
+// the README writes a default that depends on the machine.
+type DSNKey struct{ Name, Default, Shown, Doc string }
+
+// DSNKeys returns the table of our own DSN keys (dsnKeys), which nothing
+// public lists. TestParseConfigKeysCovered checks that every row has a test
+// case, a default and a doc line; TestParseConfigAllKeysAtOnce,
+// TestParseConfigEnvironment and FuzzParseConfig set, or look for, every key
+// ParseConfig takes out of a DSN; TestREADMEListsDSNKeys compares it with
+// the README's table.
+func DSNKeys() []DSNKey {
+	keys := make([]DSNKey, len(dsnKeys))
+	for i, k := range dsnKeys {
+		keys[i] = DSNKey{Name: k.name, Default: k.def, Shown: k.shown, Doc: k.doc}
+	}
+	return keys
+}
+
+// CheckoutSession checks a session out of x's pool without handing it to
+// anyone, and returns its socket, its checkout health check (run as for a
+// session that did not sit idle) and a function that destroys it.
+// TestConvCheckoutWithParkedReader needs all three: it parks a reader on the
+// socket, as pgconn's background reader can, runs the check, which must not
+// block on it, and then closes the socket and destroys the session. Nothing
+// public exposes a session's socket or runs the check on demand.
+func CheckoutSession(ctx context.Context, x *Pool) (nc net.Conn, check func(context.Context) error, destroy func(), err error) {
+	res, err := x.c.pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s := res.Value()
+	return s.pg.Conn(), func(ctx context.Context) error { return s.check(ctx, 0) }, func() { res.Destroy("test") }, nil
+}
+
+// BeginWith begins a transaction on c as database/sql's BeginTx does (the
+// BEGIN waits for the first statement), with begin as the BEGIN's text.
+// TestTxBeginRefused needs it to force what a healthy server never does, a
+// BEGIN that fails: every sql.TxOptions gives a BEGIN the server accepts, and
+// the levels PostgreSQL lacks are refused before anything is sent.
+func BeginWith(ctx context.Context, c *Conn, begin string) (driver.Tx, error) {
+	tx, err := c.c.BeginTx(ctx, driver.TxOptions{})
+	if err != nil {
+		return nil, err
+	}
+	c.c.s.begin = begin
+	return tx, nil
+}
