@@ -1,6 +1,7 @@
 package pgpurepy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,11 @@ type Config struct {
 	// ConnectionCount is the number of connections the pool keeps open
 	// (connection_count).
 	ConnectionCount int
+	// MinConnections is how many connections the pool starts opening when
+	// it is created, before the first statement, so that a first burst
+	// does not wait for dials (min_connections). The pool then fills
+	// itself to ConnectionCount, as it does after its first statement.
+	MinConnections int
 	// QueryMode is QueryModeAuto, QueryModePrepare or QueryModeDescribe
 	// (query_mode).
 	QueryMode string
@@ -78,6 +84,16 @@ type Config struct {
 	// idle timeout never closes them; zero disables it (keepalive_interval).
 	KeepaliveInterval time.Duration
 
+	// BeforeConnect, when set, is called before each connection is dialled
+	// with a copy of the connection settings, which it may change: a
+	// password from a secrets manager or an IAM token that expires. An
+	// error fails that connection attempt like a failed dial: the pool
+	// retries with backoff, and a caller waiting with no connection open
+	// gets the error. For setting a new connection up (SET, LISTEN), use
+	// ConnConfig.AfterConnect, pgconn's hook, which the pool also runs again
+	// after it reset a connection's session state.
+	BeforeConnect func(ctx context.Context, cc *pgconn.Config) error
+
 	// Logger receives the pool's events (connections opened and closed,
 	// cancellations, failovers). nil is silent.
 	Logger *slog.Logger
@@ -102,6 +118,14 @@ var dsnKeys = []dsnKey{
 		n, err := parsePositive(v)
 		c.ConnectionCount = n
 		return err
+	}},
+	{"min_connections", "0", "", "connections the pool starts opening when it is created, before the first statement (at most connection_count)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errors.New("must be a whole number, 0 or more")
+		}
+		c.MinConnections = n
+		return nil
 	}},
 	{"query_mode", QueryModeAuto, "", "`auto`: named statements, one round trip per execution, falling back to unnamed ones behind a pooler that loses them (pgbouncer transaction pooling); `prepare`: named statements always; `describe`: unnamed statements always", func(c *Config, v string) error {
 		if v != QueryModeAuto && v != QueryModePrepare && v != QueryModeDescribe {

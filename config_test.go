@@ -61,6 +61,7 @@ func cfgKeyCases() []cfgKeyCase {
 	mode := func(c *pgpurepy.Config) any { return c.QueryMode }
 	capacity := func(c *pgpurepy.Config) any { return c.StatementCacheCapacity }
 	dials := func(c *pgpurepy.Config) any { return c.MaxCancelDials }
+	minConns := func(c *pgpurepy.Config) any { return c.MinConnections }
 	durations := map[string]func(*pgpurepy.Config) any{
 		"ping_after_idle":          func(c *pgpurepy.Config) any { return c.PingAfterIdle },
 		"cancel_grace":             func(c *pgpurepy.Config) any { return c.CancelGrace },
@@ -86,6 +87,10 @@ func cfgKeyCases() []cfgKeyCase {
 		{key: "statement_cache_capacity", value: "4096", get: capacity, want: 4096},
 		{key: "statement_cache_capacity", value: "0", bad: true},
 		{key: "statement_cache_capacity", value: "many", bad: true},
+		{key: "min_connections", value: "0", get: minConns, want: 0},
+		{key: "min_connections", value: "3", get: minConns, want: 3},
+		{key: "min_connections", value: "-1", bad: true},
+		{key: "min_connections", value: "some", bad: true},
 		{key: "max_cancel_dials", value: "1", get: dials, want: 1},
 		{key: "max_cancel_dials", value: "100", get: dials, want: 100},
 		{key: "max_cancel_dials", value: "0", bad: true},
@@ -200,6 +205,7 @@ func TestParseConfigAllKeysAtOnce(t *testing.T) {
 		want := pgpurepy.Config{
 			ConnConfig:             c.ConnConfig,
 			ConnectionCount:        7,
+			MinConnections:         7,
 			QueryMode:              pgpurepy.QueryModeDescribe,
 			StatementCacheCapacity: 7,
 			PingAfterIdle:          7 * time.Second,

@@ -29,8 +29,9 @@ var (
 )
 
 // NewConnector parses dsn (see ParseConfig) and returns a Connector for
-// sql.OpenDB. It opens no connection: the first one is opened by the first
-// statement, and the pool then fills itself in the background.
+// sql.OpenDB. It opens no connection before it returns: the first ones are
+// opened by the first statement, or in the background from now on with
+// min_connections, and the pool then fills itself in the background.
 func NewConnector(dsn string) (*Connector, error) {
 	cfg, err := ParseConfig(dsn)
 	if err != nil {
@@ -51,6 +52,9 @@ func NewConnectorConfig(cfg *Config) (*Connector, error) {
 	}
 	if cfg.CancelGrace <= 0 {
 		return nil, &ConfigError{Key: "cancel_grace", Err: errors.New("must be more than 0")}
+	}
+	if cfg.MinConnections > cfg.ConnectionCount {
+		return nil, &ConfigError{Key: "min_connections", Err: errors.New("must be at most connection_count")}
 	}
 	cfg = cfg.Copy()
 	life, endLife := context.WithCancel(context.Background())
@@ -87,6 +91,7 @@ func NewConnectorConfig(cfg *Config) (*Connector, error) {
 		endLife()
 		return nil, fmt.Errorf("pgpurepy: %w", err)
 	}
+	pl.Start(cfg.MinConnections)
 	return &Connector{sh: sh, pool: pl, endLife: endLife}, nil
 }
 

@@ -23,7 +23,13 @@ const cancelHandlerKey = "pgpurepy.cancel"
 // registered converters applied. It is the pool's Open: the connect is
 // bounded by ctx and by connect_timeout.
 func (sh *shared) open(ctx context.Context) (*session, error) {
-	cc := *sh.cfg.ConnConfig
+	cc := sh.cfg.ConnConfig.Copy()
+	if sh.cfg.BeforeConnect != nil {
+		if err := sh.cfg.BeforeConnect(ctx, cc); err != nil {
+			sh.log.warn("BeforeConnect failed", "err", err)
+			return nil, fmt.Errorf("pgpurepy: connect: BeforeConnect: %w", err)
+		}
+	}
 	var (
 		mu      sync.Mutex
 		framers []*wire.Framer
@@ -34,7 +40,7 @@ func (sh *shared) open(ctx context.Context) (*session, error) {
 	// The handler goes with the framer built on the same socket.
 	cc.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
 		f := wire.NewFramer(r, w.(net.Conn))
-		if hook := preparePassword(&cc); hook != nil {
+		if hook := preparePassword(cc); hook != nil {
 			f.OnStartup(hook)
 		}
 		mu.Lock()
@@ -55,7 +61,7 @@ func (sh *shared) open(ctx context.Context) (*session, error) {
 		}
 		return &pgconn.DeadlineContextWatcherHandler{Conn: pg.Conn()}
 	}
-	pg, err := pgconn.ConnectConfig(ctx, &cc)
+	pg, err := pgconn.ConnectConfig(ctx, cc)
 	if err != nil {
 		sh.log.warn("connect failed", "err", err)
 		return nil, fmt.Errorf("pgpurepy: connect: %w", err)

@@ -56,6 +56,7 @@ func (s *session) execParams(ctx context.Context, sql string, args []driver.Name
 	if err != nil {
 		return nil, nil, s.finish(ctx, err)
 	}
+	s.dirty = s.dirty || d.changesSession
 	if len(args) != len(d.sd.ParamOIDs) {
 		return nil, nil, fmt.Errorf("pgpurepy: statement has %d parameters but %d arguments were given", len(d.sd.ParamOIDs), len(args))
 	}
@@ -89,5 +90,6 @@ func (s *session) execSimple(ctx context.Context, sql string) (*pgconn.MultiResu
 	if err := s.sync(); err != nil {
 		return nil, err
 	}
+	s.dirty = s.dirty || changesSession(sql)
 	return s.pg.Exec(ctx, sql), nil
 }

@@ -207,6 +207,31 @@ type Conn struct {
 
 func (c *Conn) release() { _ = c.c.Close() }
 
+// PgConn returns the connection's *pgconn.PgConn: the escape hatch to what
+// the extension does not offer (pgconn's pipelines, raw protocol). It is
+// valid inside the Checkout callback only, on its goroutine, and first waits
+// (bounded by the cancel grace) for the connection to recover from a
+// cancelled statement; it returns nil when the connection is lost.
+//
+// The driver keeps state about the connection that calls on the PgConn
+// bypass: do not begin or end a transaction with it (use Transaction or
+// CheckoutInTransaction), do not deallocate statements named pgpurepy_..., and
+// finish what you started (read results to the end) before the next call
+// on the Conn. A context that ends during a PgConn call cancels the
+// statement on the server as any other, and the connection is kept; call
+// PgConn again, or any method of the Conn, before using it further.
+// Session state it leaves (SET, LISTEN) is reset when the Checkout ends.
+func (c *Conn) PgConn() *pgconn.PgConn {
+	s := c.c.s
+	ctx, cancel := s.rollbackCtx()
+	defer cancel()
+	if s.start(ctx) != nil {
+		return nil
+	}
+	s.dirty = true
+	return s.pg
+}
+
 // Execute runs query and returns the number of rows it affected.
 func (c *Conn) Execute(ctx context.Context, query string, args ...any) (int64, error) {
 	nv := c.namedArgs(args)

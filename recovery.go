@@ -83,7 +83,7 @@ func (s *session) release(res *pool.Resource[*session]) {
 		}
 		rec.mu.Unlock()
 	}
-	if s.resetTx() {
+	if s.reset() {
 		res.Release()
 	} else {
 		res.Destroy("broken")

@@ -83,6 +83,9 @@ type session struct {
 	// pooled is set when the session reaches the server through a pooler
 	// (see naming.go).
 	pooled bool
+	// dirty is set when a statement may have left session state behind;
+	// the release resets it (see reset).
+	dirty bool
 }
 
 func newSession(sh *shared, pg *pgconn.PgConn, h *cancelHandler) *session {
@@ -121,20 +124,43 @@ func (s *session) rollbackCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.sh.cfg.CancelGrace)
 }
 
-// resetTx rolls back a transaction the last holder left open, so that the
-// next holder starts clean; it reports whether the session is still usable.
-func (s *session) resetTx() bool {
+// resetSQL undoes what a holder can leave in a session, as DISCARD ALL does
+// but for the statements the session prepared itself, which it keeps.
+const resetSQL = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+
+// reset makes the session clean for its next holder: it rolls back a
+// transaction the last holder left open and, when a statement may have
+// left session state behind (dirty), resets it and runs the connection's
+// AfterConnect hook again. A clean session costs nothing here. It reports
+// whether the session is still usable.
+func (s *session) reset() bool {
 	s.begin = ""
 	if s.broken != nil || s.pg.IsClosed() {
 		return false
 	}
-	if s.pg.TxStatus() == 'I' {
+	if s.pg.TxStatus() == 'I' && !s.dirty {
 		return true
 	}
 	ctx, cancel := s.rollbackCtx()
 	defer cancel()
-	_, err := s.pg.Exec(ctx, "ROLLBACK").ReadAll()
-	return err == nil && s.pg.TxStatus() == 'I'
+	if s.pg.TxStatus() != 'I' {
+		if _, err := s.pg.Exec(ctx, "ROLLBACK").ReadAll(); err != nil || s.pg.TxStatus() != 'I' {
+			return false
+		}
+	}
+	if !s.dirty {
+		return true
+	}
+	if _, err := s.pg.Exec(ctx, resetSQL).ReadAll(); err != nil {
+		return false
+	}
+	if after := s.sh.cfg.ConnConfig.AfterConnect; after != nil {
+		if err := after(ctx, s.pg); err != nil {
+			return false
+		}
+	}
+	s.dirty = false
+	return true
 }
 
 // close ends the session with a Terminate message, bounded in time.

@@ -114,3 +114,37 @@ func dollarTag(s string) (string, bool) {
 	}
 	return "", false
 }
+
+// changesSession reports whether sql may leave session state behind on the
+// connection, for the next holder to find: a setting (SET without LOCAL,
+// set_config), a LISTEN, a temporary object, a prepared statement or cursor
+// of its own, a session-level advisory lock. It reads the text, so it can
+// be fooled (a function that runs SET); it errs towards yes, which costs a
+// reset round trip when the session is released.
+func changesSession(sql string) bool {
+	for _, stmt := range strings.Split(strings.ToLower(sql), ";") {
+		words := strings.Fields(stmt)
+		for len(words) > 0 && strings.HasPrefix(words[0], "--") {
+			words = words[1:]
+		}
+		if len(words) == 0 {
+			continue
+		}
+		switch words[0] {
+		case "set":
+			if len(words) < 2 || words[1] != "local" && words[1] != "transaction" {
+				return true
+			}
+		case "reset", "listen", "prepare", "declare":
+			return true
+		case "create":
+			if len(words) > 1 && (words[1] == "temp" || words[1] == "temporary" || words[1] == "local" && len(words) > 2 && strings.HasPrefix(words[2], "temp")) {
+				return true
+			}
+		}
+		if strings.Contains(stmt, "set_config") || strings.Contains(stmt, "advisory_lock") && !strings.Contains(stmt, "advisory_xact_lock") {
+			return true
+		}
+	}
+	return false
+}

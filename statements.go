@@ -113,7 +113,7 @@ func (s *session) newDesc(ctx context.Context, sql string, n naming) (*stmtDesc,
 		}
 		return nil, err
 	}
-	d := &stmtDesc{sql: sql, sd: sd}
+	d := &stmtDesc{sql: sql, sd: sd, changesSession: changesSession(sql)}
 	if tables := s.sh.nulls.unknownTables(sd.Fields); len(tables) > 0 {
 		if err := s.learnNullability(ctx, tables); err != nil {
 			s.drop(d)

@@ -20,6 +20,9 @@ type stmtDesc struct {
 	// refs counts the open driver statements holding a description that
 	// is in session.prepared; only the session's holder changes it.
 	refs int
+	// changesSession is set when the statement may leave session state
+	// behind (see changesSession).
+	changesSession bool
 }
 
 // stmtCache is a small LRU of statement descriptions keyed by SQL text.

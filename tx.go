@@ -37,13 +37,19 @@ func (t *tx) commit(ctx context.Context) error {
 // Rollback rolls back with a context of its own, bounded by the cancel
 // grace, because database/sql calls it after the transaction's context
 // ended; after a cancelled statement it first waits, within the same bound,
-// for the connection to recover. A connection that cannot roll back is
-// reported bad and replaced.
+// for the connection to recover. On a connection found broken meanwhile
+// (lost, or its BEGIN cancelled before it ran) nothing of the transaction
+// can commit, and Rollback succeeds: database/sql then finds the
+// connection invalid and the pool replaces it. A connection that cannot
+// roll back is reported bad and replaced.
 func (t *tx) Rollback() error {
 	s := t.c.s
 	ctx, cancel := s.rollbackCtx()
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
+		if s.broken != nil {
+			return nil
+		}
 		return err
 	}
 	if s.unsentBegin() {

@@ -204,6 +204,22 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 	return p, nil
 }
 
+// Start begins opening up to n resources now, in the background, as the
+// first Acquire would: for a pool whose first callers should not wait for
+// dials. Once one has opened, the pool fills itself to Size as after any
+// first use. It returns at once; failures are retried with backoff and
+// show in Stats.
+func (p *Pool[T]) Start(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for range n {
+		if p.closed || p.deficitLocked() <= 0 {
+			return
+		}
+		p.startOpenerLocked()
+	}
+}
+
 // Acquire returns a resource for exclusive use until its Release or Destroy.
 //
 // It takes the most recently released idle resource (destroying on the way
@@ -393,8 +409,8 @@ func (p *Pool[T]) destroyLocked(r *Resource[T], reason string) (closeNow bool) {
 
 func (p *Pool[T]) deficitLocked() int { return p.cfg.Size - p.total - p.opening }
 
-// startOpenerLocked starts one Open for a waiting Acquire. The caller has
-// checked that the pool is open and deficitLocked() > 0.
+// startOpenerLocked starts one Open for a waiting Acquire or for Start. The
+// caller has checked that the pool is open and deficitLocked() > 0.
 func (p *Pool[T]) startOpenerLocked() {
 	p.opening++
 	p.wg.Add(1)

@@ -354,6 +354,22 @@ func TestDestroyRefills(t *testing.T) {
 	eventually(t, "close", func() bool { return old.closes.Load() == 1 })
 }
 
+// TestStart opens resources before any Acquire, and the pool then fills
+// itself to Size without a caller; a never-started pool dials nothing.
+func TestStart(t *testing.T) {
+	idle, f := newTestPool(t, 3, nil)
+	p, _ := newTestPool(t, 3, nil)
+	p.Start(2)
+	s := waitStats(t, p, "filled without an Acquire", func(s Stats) bool { return s.Idle == 3 && s.Opening == 0 })
+	if s.Opened != 3 || s.Acquires != 0 {
+		t.Fatalf("after Start: %+v", s)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if n := f.count(); n != 0 || idle.Stats().Opened != 0 {
+		t.Fatalf("a pool without Start opened %d", n)
+	}
+}
+
 func TestOpenFailureFailsWaiters(t *testing.T) {
 	p, f := newTestPool(t, 2, nil)
 	f.gate = make(chan struct{})
