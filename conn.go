@@ -95,9 +95,19 @@ func (c *conn) bind(ctx context.Context) error {
 	if c.s != nil {
 		return nil
 	}
+	at := c.sh.trace.acquire
+	if at != nil {
+		ctx = at.TraceAcquireStart(ctx)
+	}
 	res, err := c.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("pgpurepy: acquire connection: %w", err)
+		err = fmt.Errorf("pgpurepy: acquire connection: %w", err)
+	}
+	if at != nil {
+		at.TraceAcquireEnd(ctx, err)
+	}
+	if err != nil {
+		return err
 	}
 	c.s, c.res = res.Value(), res
 	return nil
@@ -136,7 +146,11 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		return nil, err
 	}
 	c.s.begin = begin
-	return &tx{c: c}, nil
+	t := &tx{c: c}
+	if tt := c.sh.trace.tx; tt != nil {
+		t.traceCtx = tt.TraceTxStart(ctx, sql.TxOptions{Isolation: sql.IsolationLevel(opts.Isolation), ReadOnly: opts.ReadOnly})
+	}
+	return t, nil
 }
 
 // ExecContext runs query and reports the rows it affected. Text with
@@ -316,14 +330,14 @@ func (r result) RowsAffected() (int64, error) { return int64(r), nil }
 func (result) LastInsertId() (int64, error) { return 0, ErrNoLastInsertID }
 
 func (c *conn) traceStart(ctx context.Context, query string, args []driver.NamedValue) context.Context {
-	if t := c.sh.cfg.Tracer; t != nil {
+	if t := c.sh.trace.query; t != nil {
 		return t.TraceQueryStart(ctx, query, args)
 	}
 	return ctx
 }
 
 func (c *conn) traceEnd(ctx context.Context, tag string, err error) {
-	if t := c.sh.cfg.Tracer; t != nil {
+	if t := c.sh.trace.query; t != nil {
 		t.TraceQueryEnd(ctx, tag, err)
 	}
 }

@@ -73,8 +73,9 @@ func NewConnectorConfig(cfg *Config) (*Connector, error) {
 			stats: stats,
 			log:   log,
 		},
-		log:  log,
-		life: life,
+		trace: newTracers(cfg.Tracer),
+		log:   log,
+		life:  life,
 	}
 	pl, err := pool.New(pool.Config[*session]{
 		Size:              cfg.ConnectionCount,

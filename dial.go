@@ -61,6 +61,24 @@ func (sh *shared) open(ctx context.Context) (*session, error) {
 		}
 		return &pgconn.DeadlineContextWatcherHandler{Conn: pg.Conn()}
 	}
+	ct := sh.trace.connect
+	if ct != nil {
+		ctx = ct.TraceConnectStart(ctx, cc)
+	}
+	s, err := sh.connect(ctx, cc)
+	if ct != nil {
+		var pid uint32
+		if s != nil {
+			pid = s.pg.PID()
+		}
+		ct.TraceConnectEnd(ctx, pid, err)
+	}
+	return s, err
+}
+
+// connect connects with cc, built by open, and makes the connection a
+// session.
+func (sh *shared) connect(ctx context.Context, cc *pgconn.Config) (*session, error) {
 	pg, err := pgconn.ConnectConfig(ctx, cc)
 	if err != nil {
 		sh.log.warn("connect failed", "err", err)

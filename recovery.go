@@ -143,6 +143,9 @@ func (s *session) settleCancel(stmtErr error) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 	s.sh.stats.cancelsKept.Add(1)
+	if ct := s.sh.trace.cancel; ct != nil {
+		ct.TraceCancelEnd(s.pg.PID(), true)
+	}
 }
 
 // lost marks the session broken after a failed recovery.
@@ -152,6 +155,9 @@ func (s *session) lost(err error) {
 	}
 	s.broken = fmt.Errorf("recovery after a cancel failed: %w", err)
 	s.sh.stats.cancelsLost.Add(1)
+	if ct := s.sh.trace.cancel; ct != nil {
+		ct.TraceCancelEnd(s.pg.PID(), false)
+	}
 	if !s.pg.IsClosed() {
 		s.close()
 	}

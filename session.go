@@ -26,6 +26,7 @@ type shared struct {
 	nulls    *nullability
 	failover *failover
 	cancels  *canceller
+	trace    tracers
 	log      logger
 	// life ends when the pool is closed: recoveries stop with it.
 	life context.Context

@@ -9,6 +9,8 @@ import (
 // tx is a transaction on one conn.
 type tx struct {
 	c *conn
+	// traceCtx is the TxTracer's context, when there is one.
+	traceCtx context.Context
 }
 
 var _ driver.Tx = (*tx)(nil)
@@ -20,7 +22,8 @@ func (t *tx) Commit() error { return t.commit(context.Background()) }
 
 // commit sends COMMIT bounded by ctx: database/sql's Commit has no context,
 // the extension's CheckoutInTransaction passes the caller's.
-func (t *tx) commit(ctx context.Context) error {
+func (t *tx) commit(ctx context.Context) (err error) {
+	defer func() { t.traceEnd(err == nil, err) }()
 	if t.c.s.unsentBegin() {
 		return nil
 	}
@@ -34,6 +37,14 @@ func (t *tx) commit(ctx context.Context) error {
 	return nil
 }
 
+// traceEnd tells the TxTracer, if any, how the transaction ended.
+func (t *tx) traceEnd(committed bool, err error) {
+	if t.traceCtx != nil {
+		t.c.sh.trace.tx.TraceTxEnd(t.traceCtx, committed, err)
+		t.traceCtx = nil
+	}
+}
+
 // Rollback rolls back with a context of its own, bounded by the cancel
 // grace, because database/sql calls it after the transaction's context
 // ended; after a cancelled statement it first waits, within the same bound,
@@ -42,7 +53,8 @@ func (t *tx) commit(ctx context.Context) error {
 // can commit, and Rollback succeeds: database/sql then finds the
 // connection invalid and the pool replaces it. A connection that cannot
 // roll back is reported bad and replaced.
-func (t *tx) Rollback() error {
+func (t *tx) Rollback() (err error) {
+	defer func() { t.traceEnd(false, err) }()
 	s := t.c.s
 	ctx, cancel := s.rollbackCtx()
 	defer cancel()
@@ -55,7 +67,7 @@ func (t *tx) Rollback() error {
 	if s.unsentBegin() {
 		return nil
 	}
-	_, err := s.pg.Exec(ctx, "ROLLBACK").ReadAll()
+	_, err = s.pg.Exec(ctx, "ROLLBACK").ReadAll()
 	if err := s.finish(ctx, err); err != nil {
 		// healthy, not IsValid: IsValid hands the session back to the
 		// pool, and a Checkout still holds it.
