@@ -51,11 +51,11 @@
 //
 // [ParseConfig] reads URL and keyword/value DSNs and the PG* environment
 // through pgconn, and takes out the pool's own keys (connection_count,
-// query_mode, statement_cache_capacity, ping_after_idle, cancel_grace,
+// min_connections, query_mode, statement_cache_capacity, ping_after_idle, cancel_grace,
 // max_cancel_dials, max_conn_lifetime, max_conn_lifetime_jitter,
 // max_conn_idle_time, keepalive_interval). [NewConnectorConfig] takes a
-// [Config] with a logger or tracer set; [OpenDB] opens a *sql.DB with
-// database/sql limits that suit the pool.
+// [Config] with a logger, a tracer or a BeforeConnect hook set; [OpenDB]
+// opens a *sql.DB with database/sql limits that suit the pool.
 //
 // # Architecture
 //
@@ -65,8 +65,8 @@
 //
 //	face     driver.go connector.go conn.go rows.go stmt.go tx.go args.go   database/sql
 //	         ext.go row.go stats.go                                          the extension
-//	session  dial.go health.go exec.go statements.go catalog.go begin.go
-//	         finish.go recovery.go session.go                                one connection
+//	session  dial.go health.go exec.go statements.go naming.go catalog.go
+//	         begin.go finish.go recovery.go session.go                       one connection
 //	parts    decode.go encode.go stmtcache.go registry.go nullable.go cancel.go
 //	         failover.go counters.go config.go log.go gracectx.go
 //	         sqltext.go saslprep.go trace.go errors.go
