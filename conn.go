@@ -36,6 +36,9 @@ type conn struct {
 	// closePool is set for connections made by Driver.Open, which own a
 	// private pool.
 	closePool io.Closer
+	// resetState has the release reset session state the holder left (the
+	// extension's Checkout; see session.reset).
+	resetState bool
 }
 
 var (
@@ -119,7 +122,7 @@ func (c *conn) unbind() {
 	if c.s == nil {
 		return
 	}
-	c.s.release(c.res)
+	c.s.release(c.res, c.resetState)
 	c.s, c.res = nil, nil
 }
 

@@ -157,8 +157,10 @@ func (x *Pool) Query(ctx context.Context, query string, args ...any) iter.Seq2[*
 
 // Checkout gives fn exclusive use of one connection and returns it to the
 // pool when fn returns, panics, or its context ends, whatever fn left
-// behind: an open transaction is rolled back, a broken connection replaced.
-// It returns fn's error, or the error of waiting for a connection.
+// behind: an open transaction is rolled back, session state (SET, LISTEN,
+// temporary tables, session advisory locks) reset with one round trip when
+// a statement may have left some, a broken connection replaced. It returns
+// fn's error, or the error of waiting for a connection.
 func (x *Pool) Checkout(ctx context.Context, fn func(*Conn) error) error {
 	return x.with(ctx, fn)
 }
@@ -188,7 +190,7 @@ func (x *Pool) with(ctx context.Context, fn func(*Conn) error) error {
 }
 
 func (x *Pool) checkout(ctx context.Context) (*Conn, error) {
-	c := &Conn{c: conn{pool: x.c.pool, sh: x.c.sh}}
+	c := &Conn{c: conn{pool: x.c.pool, sh: x.c.sh, resetState: true}}
 	if err := c.c.bind(ctx); err != nil {
 		return nil, err
 	}

@@ -35,61 +35,62 @@ func openConfig(t testing.TB, dsn string, edit func(*pgpurepy.Config)) *sql.DB {
 }
 
 // TestSessionStateReset leaves session state behind in every way a holder
-// can, through a statement and through a *sql.Conn, and checks that the
-// next holder of the same server connection finds none of it, while the
-// connection and the statements the driver prepared stay.
+// of the extension's Checkout can, and checks that the next holder of the
+// same server connection finds none of it, while the connection and the
+// statements the driver prepared stay. Through database/sql the state
+// stays, as with every driver: code reuses a temporary table across
+// statements on a pool of one.
 func TestSessionStateReset(t *testing.T) {
 	dsn := sqltest.DB(t)
-	db, _ := resOpen(t, dsn+"&connection_count=1")
+	db, x := resOpen(t, dsn+"&connection_count=1")
 	other, _ := resOpen(t, dsn)
 	ctx := context.Background()
+
+	mustExec(t, db, "CREATE TEMP TABLE kept (v int)")
+	mustExec(t, db, "INSERT INTO kept VALUES (1)")
+
 	pid := backendPID(t, db)
-	setting := func() string {
-		t.Helper()
-		var v string
-		if err := db.QueryRowContext(ctx, "SELECT current_setting('application_name')").Scan(&v); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	before := setting()
 	prepared := preparedCount(t, db)
-
-	mustExec(t, db, "SET application_name = 'leaked'")
-	if got := setting(); got != before {
-		t.Fatalf("a SET through database/sql reached the next statement: %q", got)
+	var before string
+	if err := db.QueryRowContext(ctx, "SELECT current_setting('application_name')").Scan(&before); err != nil {
+		t.Fatal(err)
 	}
-
-	c, err := db.Conn(ctx)
+	err := x.Checkout(ctx, func(c *pgpurepy.Conn) error {
+		for _, q := range []string{
+			"SET application_name = 'mine'",
+			"CREATE TEMP TABLE scratch (v int)",
+			"LISTEN somewhere",
+			"SELECT pg_advisory_lock(7)",
+		} {
+			if _, err := c.Execute(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{
-		"SET application_name = 'mine'",
-		"CREATE TEMP TABLE scratch (v int)",
-		"LISTEN somewhere",
-		"SELECT pg_advisory_lock(7)",
-	} {
-		if _, err := c.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
+	var state struct {
+		setting      string
+		listening    int
+		temp, lockOK bool
+	}
+	err = x.Checkout(ctx, func(c *pgpurepy.Conn) error {
+		row, err := c.FetchOne(ctx, "SELECT current_setting('application_name') AS s, (SELECT count(*) FROM pg_listening_channels()) AS l, to_regclass('pg_temp.scratch') IS NOT NULL AS t")
+		if err != nil {
+			return err
 		}
-	}
-	var mine string
-	if err := c.QueryRowContext(ctx, "SELECT current_setting('application_name')").Scan(&mine); err != nil || mine != "mine" {
-		t.Fatalf("the holder's own setting: %q, %v", mine, err)
-	}
-	_ = c.Close()
-
-	var listening, temp int
-	var lockFree bool
-	if err := db.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM pg_listening_channels()), (SELECT count(*) FROM pg_class WHERE relname = 'scratch' AND relpersistence = 't')").Scan(&listening, &temp); err != nil {
+		return row.Scan(&state.setting, &state.listening, &state.temp)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.QueryRowContext(ctx, "SELECT pg_try_advisory_lock(7)").Scan(&lockFree); err != nil {
+	if err := other.QueryRowContext(ctx, "SELECT pg_try_advisory_lock(7)").Scan(&state.lockOK); err != nil {
 		t.Fatal(err)
 	}
-	if got := setting(); got != before || listening != 0 || temp != 0 || !lockFree {
-		t.Fatalf("left behind: application_name %q, %d channels, %d temporary tables, lock free %v", got, listening, temp, lockFree)
+	if state.setting != before || state.listening != 0 || state.temp || !state.lockOK {
+		t.Fatalf("left behind by a Checkout: %+v", state)
 	}
 	if got := backendPID(t, db); got != pid {
 		t.Fatalf("the connection was replaced (pid %d -> %d) instead of reset", pid, got)
@@ -110,11 +111,17 @@ func TestAfterConnectRunsAgainAfterReset(t *testing.T) {
 			return err
 		}
 	})
+	x := ext(t, db)
 	ctx := context.Background()
-	mustExec(t, db, "SET application_name = 'changed'")
-	var v string
-	if err := db.QueryRowContext(ctx, "SELECT current_setting('application_name')").Scan(&v); err != nil || v != "set-up" {
-		t.Fatalf("after the reset: %q, %v", v, err)
+	if _, err := x.Execute(ctx, "SET application_name = 'changed'"); err != nil {
+		t.Fatal(err)
+	}
+	row, err := x.FetchOne(ctx, "SELECT current_setting('application_name') AS a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := row.Get("a"); v != "set-up" {
+		t.Fatalf("after the reset: %v", v)
 	}
 	if n := runs.Load(); n != 2 {
 		t.Fatalf("AfterConnect ran %d times, want 2 (connect and reset)", n)

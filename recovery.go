@@ -70,20 +70,21 @@ func (s *session) ready(ctx context.Context) error {
 }
 
 // release gives the session back to the pool through res, or has it
-// replaced when it cannot be reused. During a recovery the recovery does it
-// when it ends, so the caller never waits.
-func (s *session) release(res *pool.Resource[*session]) {
+// replaced when it cannot be reused; with state, session state its holder
+// may have left is reset (see reset). During a recovery the recovery does
+// it when it ends, so the caller never waits.
+func (s *session) release(res *pool.Resource[*session], state bool) {
 	if rec := s.recovery; rec != nil {
 		s.recovery = nil
 		rec.mu.Lock()
 		if !rec.ended {
-			rec.then = func() { s.release(res) }
+			rec.then = func() { s.release(res, state) }
 			rec.mu.Unlock()
 			return
 		}
 		rec.mu.Unlock()
 	}
-	if s.reset() {
+	if s.reset(state) {
 		res.Release()
 	} else {
 		res.Destroy("broken")

@@ -130,16 +130,22 @@ func (s *session) rollbackCtx() (context.Context, context.CancelFunc) {
 const resetSQL = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
 
 // reset makes the session clean for its next holder: it rolls back a
-// transaction the last holder left open and, when a statement may have
-// left session state behind (dirty), resets it and runs the connection's
-// AfterConnect hook again. A clean session costs nothing here. It reports
-// whether the session is still usable.
-func (s *session) reset() bool {
+// transaction the last holder left open and, with state, when a statement
+// may have left session state behind (dirty), resets it and runs the
+// connection's AfterConnect hook again. A clean session costs nothing here.
+// It reports whether the session is still usable.
+//
+// Only the extension's holders (Checkout) ask for state: database/sql gives
+// a connection back after every statement, and code written for other
+// drivers relies on state (a temporary table) living on while it reuses
+// the same connection.
+func (s *session) reset(state bool) bool {
 	s.begin = ""
+	state = state && s.dirty
 	if s.broken != nil || s.pg.IsClosed() {
 		return false
 	}
-	if s.pg.TxStatus() == 'I' && !s.dirty {
+	if s.pg.TxStatus() == 'I' && !state {
 		return true
 	}
 	ctx, cancel := s.rollbackCtx()
@@ -149,7 +155,7 @@ func (s *session) reset() bool {
 			return false
 		}
 	}
-	if !s.dirty {
+	if !state {
 		return true
 	}
 	if _, err := s.pg.Exec(ctx, resetSQL).ReadAll(); err != nil {
