@@ -55,6 +55,19 @@ func (sh *shared) open(ctx context.Context) (*session, error) {
 		}
 		return &pgconn.DeadlineContextWatcherHandler{Conn: pg.Conn()}
 	}
+	// A notification goes to the session's listener (listen.go). Pool
+	// sessions have none and drop it, as pgconn does without a handler; a
+	// handler set in the Config's ConnConfig still sees every one.
+	var s *session
+	userNotify := cc.OnNotification
+	cc.OnNotification = func(pg *pgconn.PgConn, n *pgconn.Notification) {
+		if s != nil && s.notify != nil {
+			s.notify(n)
+		}
+		if userNotify != nil {
+			userNotify(pg, n)
+		}
+	}
 	pg, err := pgconn.ConnectConfig(ctx, &cc)
 	if err != nil {
 		sh.log.warn("connect failed", "err", err)
@@ -65,7 +78,7 @@ func (sh *shared) open(ctx context.Context) (*session, error) {
 		_ = pg.Close(ctx)
 		return nil, errors.New("pgpurepy: connect: pgconn did not read through pgpurepy's framer")
 	}
-	s := newSession(sh, pg, h)
+	s = newSession(sh, pg, h)
 	s.generation = sh.failover.noteServer(pg)
 	if err := s.sync(); err != nil {
 		s.close()
