@@ -15,4 +15,7 @@ type counters struct {
 	// staleRetries counts statements run again, described afresh, after
 	// the server lost or changed their cached statement.
 	staleRetries atomic.Uint64
+	// listeners counts the open listeners (listen.go), each with a
+	// session outside the pool.
+	listeners atomic.Int64
 }

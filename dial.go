@@ -61,6 +61,19 @@ func (sh *shared) open(ctx context.Context) (*session, error) {
 		}
 		return &pgconn.DeadlineContextWatcherHandler{Conn: pg.Conn()}
 	}
+	// A notification goes to the session's listener (listen.go). Pool
+	// sessions have none and drop it, as pgconn does without a handler; a
+	// handler set in the Config's ConnConfig still sees every one.
+	var s *session
+	userNotify := cc.OnNotification
+	cc.OnNotification = func(pg *pgconn.PgConn, n *pgconn.Notification) {
+		if s != nil && s.notify != nil {
+			s.notify(n)
+		}
+		if userNotify != nil {
+			userNotify(pg, n)
+		}
+	}
 	ct := sh.trace.connect
 	if ct != nil {
 		ctx = ct.TraceConnectStart(ctx, cc)

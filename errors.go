@@ -23,6 +23,12 @@ var (
 	// ErrNoRows is returned by FetchOne when the query returned no row. It
 	// wraps sql.ErrNoRows, so errors.Is(err, sql.ErrNoRows) holds.
 	ErrNoRows = fmt.Errorf("pgpurepy: no rows in result set: %w", sql.ErrNoRows)
+
+	// ErrNotificationsMissed is wrapped by the error of the element a
+	// Listener yields after it lost its connection and listens again, on
+	// a new one: notifications sent in between may have been missed. The
+	// error also wraps what ended the old connection. Iteration goes on.
+	ErrNotificationsMissed = errors.New("pgpurepy: listener reconnected: notifications may have been missed")
 )
 
 // ArgumentError reports an argument that cannot be sent: its position ($1 is

@@ -77,6 +77,10 @@ type session struct {
 	// to the server (see begin.go).
 	begin string
 
+	// notify receives the notifications the server sends on the session:
+	// set on a listener's session (listen.go), nil on the pool's.
+	notify func(*pgconn.Notification)
+
 	// broken is set when the connection must not be used again.
 	broken error
 	// generation is the pool's failover generation when s was opened.

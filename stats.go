@@ -70,6 +70,14 @@ type Stats struct {
 	// attempt had run nothing.
 	NamedStatements       bool
 	StaleStatementRetries uint64
+
+	// Listeners is the number of open listeners (Pool.Listen). Each holds
+	// a server connection of its own, outside the pool: it takes no
+	// connection from the pool and is not counted in MaxConnections,
+	// OpenConnections, InUse, ConnectionsOpened or ConnectionsClosed (the
+	// server's max_connections counts it). A failover a listener sees
+	// counts in Failovers and ReplacedForFailover, as the pool's do.
+	Listeners int
 }
 
 // Stats returns a snapshot of the pool's gauges and counters.
@@ -100,5 +108,7 @@ func (x *Pool) Stats() Stats {
 
 		NamedStatements:       x.c.sh.cfg.QueryMode == QueryModePrepare || x.c.sh.cfg.QueryMode == QueryModeAuto && !x.c.sh.unnamed.Load(),
 		StaleStatementRetries: x.c.sh.stats.staleRetries.Load(),
+
+		Listeners: int(x.c.sh.stats.listeners.Load()),
 	}
 }
