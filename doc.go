@@ -45,7 +45,9 @@
 // ([Pool.AddConverter], [Pool.AddConverterWithArray]), pooled queries
 // ([Pool.Execute], [Pool.Fetch], [Pool.FetchOne], [Pool.FetchOneOrNone],
 // [Pool.Query]) and checkout of a connection or a transaction
-// ([Pool.Checkout], [Pool.CheckoutInTransaction]).
+// ([Pool.Checkout], [Pool.CheckoutInTransaction]), and LISTEN/NOTIFY on a
+// connection of its own that reconnects by itself ([Pool.Listen],
+// [Listener.Notifications], [ErrNotificationsMissed]).
 //
 // # Configuration
 //
@@ -64,7 +66,7 @@
 // makes them):
 //
 //	face     driver.go connector.go conn.go rows.go stmt.go tx.go args.go   database/sql
-//	         ext.go row.go stats.go                                          the extension
+//	         ext.go row.go stats.go listen.go                                the extension
 //	session  dial.go health.go exec.go statements.go naming.go catalog.go
 //	         begin.go finish.go recovery.go session.go                       one connection
 //	parts    decode.go encode.go stmtcache.go registry.go nullable.go cancel.go
@@ -89,6 +91,9 @@
 //   - cancellation: cancel.go (the cancel request), internal/wire (ending
 //     the read at the deadline), recovery.go (draining and settling),
 //     finish.go (the caller's error);
+//   - LISTEN/NOTIFY (beyond the seed): listen.go (a Listener with its own
+//     session from dial.go, reconnects, the missed marker), dial.go
+//     (OnNotification forwards to the session's listener);
 //   - connections closed while idle (the seed's warning): health.go (the
 //     checkout's check), internal/pool (replacement), finish.go
 //     (driver.ErrBadConn when nothing was sent).
@@ -110,8 +115,14 @@
 //     closed by a conn that no longer holds its session hands it over
 //     through closedStmts, which has a mutex of its own.
 //
+//   - A Listener's session belongs to the goroutine that ranges over it (or
+//     Listen's, before a range starts). Only an interrupt runs elsewhere,
+//     when the listener's context ends or Close is called: under
+//     Listener.mu it moves the socket's read deadline to now, or closes a
+//     session that no range owns.
+//
 // Every mutex (registry, nullability, failover, cancelHandler, recovery,
-// closedStmts, internal/pool's) is a leaf: none is held while another is
+// closedStmts, Listener, internal/pool's) is a leaf: none is held while another is
 // taken, during I/O, or while user code runs. Converters (the Converter's
 // Codec and GoType), the Tracer and the Logger are always called without a
 // lock held: a converter is checked on a copy of a connection's types before
