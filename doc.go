@@ -109,6 +109,7 @@
 //     until the recovery ends. The holder keeps its reference but waits in
 //     ready, bounded by its own context, before any I/O; a holder that lets
 //     go meanwhile leaves the release to the recovery.
+//
 //   - pgconn's context watcher calls cancelHandler.HandleCancel on its own
 //     goroutine: it sets an atomic flag, interrupts the Framer (safe from any
 //     goroutine) and sends the cancel request on yet another. A statement
