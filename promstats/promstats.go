@@ -13,11 +13,15 @@
 // Each scrape takes one [pgpurepy.Pool.Stats] snapshot, so the values of one
 // scrape are consistent with each other. Gauges:
 //
-//	pgpurepy_pool_max_connections      connections the pool keeps (connection_count)
-//	pgpurepy_pool_open_connections     open connections, idle plus in use
-//	pgpurepy_pool_idle_connections     open connections not checked out
-//	pgpurepy_pool_in_use_connections   connections checked out (including database/sql's idle ones)
-//	pgpurepy_pool_waiting_tasks        callers waiting for a connection
+//	pgpurepy_pool_max_connections         connections the pool keeps (connection_count)
+//	pgpurepy_pool_open_connections        open connections, idle plus in use
+//	pgpurepy_pool_idle_connections        open connections not checked out
+//	pgpurepy_pool_in_use_connections      connections checked out (including database/sql's idle ones)
+//	pgpurepy_pool_recovering_connections  checked-out connections being cleaned up after a cancelled statement
+//	pgpurepy_pool_opening_connections     connections being dialled
+//	pgpurepy_pool_connection_deficit      connections the pool is short of its size after failed connects
+//	pgpurepy_pool_waiting_tasks           callers waiting for a connection
+//	pgpurepy_named_statements             1 while the pool prepares named statements, 0 while it runs unnamed ones
 //
 // Counters:
 //
@@ -31,6 +35,9 @@
 //	pgpurepy_cancel_requests_total               cancel requests sent to the server
 //	pgpurepy_cancels_kept_total                  cancellations after which the connection was kept
 //	pgpurepy_cancels_lost_total                  cancellations after which the connection was closed
+//	pgpurepy_failovers_total                     changes of the writable server (target_session_attrs=read-write or primary)
+//	pgpurepy_failover_replaced_connections_total connections closed because their server is no longer writable
+//	pgpurepy_stale_statement_retries_total       statements run again, described afresh, after the server lost their named statement or their result type changed
 //
 // Useful queries: the in-use share
 // pgpurepy_pool_in_use_connections / pgpurepy_pool_max_connections, the mean
@@ -63,10 +70,12 @@ type Collector struct {
 	stats func() pgpurepy.Stats
 
 	maxConns, openConns, idleConns, inUseConns, recovering, waiting *prometheus.Desc
+	opening, deficit, namedStatements                               *prometheus.Desc
 
 	acquires, waitedAcquires, waitSeconds, canceledAcquires *prometheus.Desc
 	opened, connectFailures, closed                         *prometheus.Desc
 	cancelsSent, cancelsKept, cancelsLost                   *prometheus.Desc
+	failovers, replacedForFailover, staleRetries            *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -114,23 +123,29 @@ func newCollector(stats func() pgpurepy.Stats, opts ...Option) *Collector {
 	return &Collector{
 		stats: stats,
 
-		maxConns:   d("pgpurepy_pool_max_connections", "Number of connections the pool keeps open (connection_count)."),
-		openConns:  d("pgpurepy_pool_open_connections", "Number of open connections, idle plus in use."),
-		idleConns:  d("pgpurepy_pool_idle_connections", "Number of open connections not checked out."),
-		inUseConns: d("pgpurepy_pool_in_use_connections", "Number of connections checked out: by a statement, a transaction, a *sql.Conn, a Checkout, or a recovery after a cancel."),
-		recovering: d("pgpurepy_pool_recovering_connections", "Number of checked-out connections being cleaned up after a cancelled statement; they return to the pool by themselves."),
-		waiting:    d("pgpurepy_pool_waiting_tasks", "Number of callers waiting for a connection."),
+		maxConns:        d("pgpurepy_pool_max_connections", "Number of connections the pool keeps open (connection_count)."),
+		openConns:       d("pgpurepy_pool_open_connections", "Number of open connections, idle plus in use."),
+		idleConns:       d("pgpurepy_pool_idle_connections", "Number of open connections not checked out."),
+		inUseConns:      d("pgpurepy_pool_in_use_connections", "Number of connections checked out: by a statement, a transaction, a *sql.Conn, a Checkout, or a recovery after a cancel."),
+		recovering:      d("pgpurepy_pool_recovering_connections", "Number of checked-out connections being cleaned up after a cancelled statement; they return to the pool by themselves."),
+		waiting:         d("pgpurepy_pool_waiting_tasks", "Number of callers waiting for a connection."),
+		opening:         d("pgpurepy_pool_opening_connections", "Number of connections being dialled."),
+		deficit:         d("pgpurepy_pool_connection_deficit", "Number of connections the pool is short of its size (connection_count) after failed connects."),
+		namedStatements: d("pgpurepy_named_statements", "1 while the pool prepares named statements, 0 while it runs unnamed ones (query_mode=describe, or auto after a pooler lost one)."),
 
-		acquires:         d("pgpurepy_pool_acquires_total", "Total number of connection checkouts."),
-		waitedAcquires:   d("pgpurepy_pool_waited_acquires_total", "Total number of checkouts that had to wait for a connection."),
-		waitSeconds:      d("pgpurepy_pool_wait_seconds_total", "Total time spent waiting for a connection, in seconds."),
-		canceledAcquires: d("pgpurepy_pool_canceled_acquires_total", "Total number of checkouts whose context ended while waiting."),
-		opened:           d("pgpurepy_pool_connections_opened_total", "Total number of connections opened."),
-		connectFailures:  d("pgpurepy_pool_connect_failures_total", "Total number of failed connection attempts."),
-		closed:           d("pgpurepy_pool_connections_closed_total", "Total number of connections closed, by reason.", "reason"),
-		cancelsSent:      d("pgpurepy_cancel_requests_total", "Total number of cancel requests sent to the server."),
-		cancelsKept:      d("pgpurepy_cancels_kept_total", "Total number of cancelled statements after which the connection went on serving."),
-		cancelsLost:      d("pgpurepy_cancels_lost_total", "Total number of cancelled statements after which the connection had to be closed."),
+		acquires:            d("pgpurepy_pool_acquires_total", "Total number of connection checkouts."),
+		waitedAcquires:      d("pgpurepy_pool_waited_acquires_total", "Total number of checkouts that had to wait for a connection."),
+		waitSeconds:         d("pgpurepy_pool_wait_seconds_total", "Total time spent waiting for a connection, in seconds."),
+		canceledAcquires:    d("pgpurepy_pool_canceled_acquires_total", "Total number of checkouts whose context ended while waiting."),
+		opened:              d("pgpurepy_pool_connections_opened_total", "Total number of connections opened."),
+		connectFailures:     d("pgpurepy_pool_connect_failures_total", "Total number of failed connection attempts."),
+		closed:              d("pgpurepy_pool_connections_closed_total", "Total number of connections closed, by reason.", "reason"),
+		cancelsSent:         d("pgpurepy_cancel_requests_total", "Total number of cancel requests sent to the server."),
+		cancelsKept:         d("pgpurepy_cancels_kept_total", "Total number of cancelled statements after which the connection went on serving."),
+		cancelsLost:         d("pgpurepy_cancels_lost_total", "Total number of cancelled statements after which the connection had to be closed."),
+		failovers:           d("pgpurepy_failovers_total", "Total number of changes of the writable server seen by a pool that asks for one (target_session_attrs=read-write or primary)."),
+		replacedForFailover: d("pgpurepy_failover_replaced_connections_total", "Total number of connections closed because their server is no longer writable."),
+		staleRetries:        d("pgpurepy_stale_statement_retries_total", "Total number of statements run again, described afresh, because the server lost their named statement or their result type changed."),
 	}
 }
 
@@ -138,9 +153,11 @@ func newCollector(stats func() pgpurepy.Stats, opts ...Option) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.maxConns, c.openConns, c.idleConns, c.inUseConns, c.recovering, c.waiting,
+		c.opening, c.deficit, c.namedStatements,
 		c.acquires, c.waitedAcquires, c.waitSeconds, c.canceledAcquires,
 		c.opened, c.connectFailures, c.closed,
 		c.cancelsSent, c.cancelsKept, c.cancelsLost,
+		c.failovers, c.replacedForFailover, c.staleRetries,
 	} {
 		ch <- d
 	}
@@ -161,6 +178,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.inUseConns, s.InUse)
 	gauge(c.recovering, s.Recovering)
 	gauge(c.waiting, s.WaitingTasks)
+	gauge(c.opening, s.Opening)
+	gauge(c.deficit, s.Deficit)
+	named := 0
+	if s.NamedStatements {
+		named = 1
+	}
+	gauge(c.namedStatements, named)
 
 	counter(c.acquires, float64(s.Acquires))
 	counter(c.waitedAcquires, float64(s.WaitedAcquires))
@@ -179,6 +203,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.cancelsSent, float64(s.CancelsSent))
 	counter(c.cancelsKept, float64(s.CancelsKept))
 	counter(c.cancelsLost, float64(s.CancelsLost))
+	counter(c.failovers, float64(s.Failovers))
+	counter(c.replacedForFailover, float64(s.ReplacedForFailover))
+	counter(c.staleRetries, float64(s.StaleStatementRetries))
 }
 
 // Expvar publishes the pool's statistics as the expvar variable name, an

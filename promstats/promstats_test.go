@@ -95,9 +95,9 @@ func TestCollectorRealPool(t *testing.T) {
 	}
 
 	c := NewCollector(ext)
-	// 15 unlabelled series and one per close reason.
-	if n := testutil.CollectAndCount(c); n < 15+len(knownCloseReasons) {
-		t.Errorf("CollectAndCount = %d, want at least %d", n, 15+len(knownCloseReasons))
+	// 21 unlabelled series and one per close reason.
+	if n := testutil.CollectAndCount(c); n < 21+len(knownCloseReasons) {
+		t.Errorf("CollectAndCount = %d, want at least %d", n, 21+len(knownCloseReasons))
 	}
 	problems, err := testutil.CollectAndLint(c)
 	if err != nil {
@@ -110,10 +110,16 @@ func TestCollectorRealPool(t *testing.T) {
 	got := gather(t, c)
 	st := ext.Stats()
 	for name, want := range map[string]float64{
-		"pgpurepy_pool_max_connections":        3,
-		"pgpurepy_pool_waiting_tasks":          0,
-		"pgpurepy_pool_in_use_connections":     0,
-		"pgpurepy_pool_recovering_connections": 0,
+		"pgpurepy_pool_max_connections":                3,
+		"pgpurepy_pool_waiting_tasks":                  0,
+		"pgpurepy_pool_in_use_connections":             0,
+		"pgpurepy_pool_recovering_connections":         0,
+		"pgpurepy_pool_opening_connections":            0,
+		"pgpurepy_pool_connection_deficit":             0,
+		"pgpurepy_named_statements":                    1, // query_mode=auto, no pooler
+		"pgpurepy_failovers_total":                     0,
+		"pgpurepy_failover_replaced_connections_total": 0,
+		"pgpurepy_stale_statement_retries_total":       0,
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)
@@ -217,6 +223,8 @@ func TestCollectorExposition(t *testing.T) {
 			ConnectionsOpened: 6, ConnectFailures: 2,
 			ConnectionsClosed: map[string]uint64{"broken": 1, "other_reason": 2},
 			CancelsSent:       4, CancelsKept: 3, CancelsLost: 1,
+			Opening: 2, Deficit: 1, Failovers: 3, ReplacedForFailover: 4,
+			NamedStatements: true, StaleStatementRetries: 9,
 		}
 	})
 	want := `
@@ -229,6 +237,15 @@ pgpurepy_cancels_kept_total 3
 # HELP pgpurepy_cancels_lost_total Total number of cancelled statements after which the connection had to be closed.
 # TYPE pgpurepy_cancels_lost_total counter
 pgpurepy_cancels_lost_total 1
+# HELP pgpurepy_failover_replaced_connections_total Total number of connections closed because their server is no longer writable.
+# TYPE pgpurepy_failover_replaced_connections_total counter
+pgpurepy_failover_replaced_connections_total 4
+# HELP pgpurepy_failovers_total Total number of changes of the writable server seen by a pool that asks for one (target_session_attrs=read-write or primary).
+# TYPE pgpurepy_failovers_total counter
+pgpurepy_failovers_total 3
+# HELP pgpurepy_named_statements 1 while the pool prepares named statements, 0 while it runs unnamed ones (query_mode=describe, or auto after a pooler lost one).
+# TYPE pgpurepy_named_statements gauge
+pgpurepy_named_statements 1
 # HELP pgpurepy_pool_acquires_total Total number of connection checkouts.
 # TYPE pgpurepy_pool_acquires_total counter
 pgpurepy_pool_acquires_total 100
@@ -238,6 +255,9 @@ pgpurepy_pool_canceled_acquires_total 1
 # HELP pgpurepy_pool_connect_failures_total Total number of failed connection attempts.
 # TYPE pgpurepy_pool_connect_failures_total counter
 pgpurepy_pool_connect_failures_total 2
+# HELP pgpurepy_pool_connection_deficit Number of connections the pool is short of its size (connection_count) after failed connects.
+# TYPE pgpurepy_pool_connection_deficit gauge
+pgpurepy_pool_connection_deficit 1
 # HELP pgpurepy_pool_connections_closed_total Total number of connections closed, by reason.
 # TYPE pgpurepy_pool_connections_closed_total counter
 pgpurepy_pool_connections_closed_total{reason="broken"} 1
@@ -262,6 +282,9 @@ pgpurepy_pool_max_connections 5
 # HELP pgpurepy_pool_open_connections Number of open connections, idle plus in use.
 # TYPE pgpurepy_pool_open_connections gauge
 pgpurepy_pool_open_connections 5
+# HELP pgpurepy_pool_opening_connections Number of connections being dialled.
+# TYPE pgpurepy_pool_opening_connections gauge
+pgpurepy_pool_opening_connections 2
 # HELP pgpurepy_pool_recovering_connections Number of checked-out connections being cleaned up after a cancelled statement; they return to the pool by themselves.
 # TYPE pgpurepy_pool_recovering_connections gauge
 pgpurepy_pool_recovering_connections 1
@@ -274,6 +297,9 @@ pgpurepy_pool_waited_acquires_total 7
 # HELP pgpurepy_pool_waiting_tasks Number of callers waiting for a connection.
 # TYPE pgpurepy_pool_waiting_tasks gauge
 pgpurepy_pool_waiting_tasks 1
+# HELP pgpurepy_stale_statement_retries_total Total number of statements run again, described afresh, because the server lost their named statement or their result type changed.
+# TYPE pgpurepy_stale_statement_retries_total counter
+pgpurepy_stale_statement_retries_total 9
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
@@ -299,5 +325,46 @@ func TestExpvar(t *testing.T) {
 	}
 	if st.MaxConnections != 2 || st.Acquires < 1 {
 		t.Errorf("expvar stats = %+v, want MaxConnections 2 and Acquires >= 1", st)
+	}
+}
+
+// TestCollectorStatements checks pgpurepy_named_statements in the query
+// modes, and pgpurepy_stale_statement_retries_total after a cached
+// statement's result type changed under it (a column more: in describe
+// mode the cached result formats no longer fit either).
+func TestCollectorStatements(t *testing.T) {
+	for _, tc := range []struct {
+		mode  string
+		named float64
+	}{{pgpurepy.QueryModePrepare, 1}, {pgpurepy.QueryModeDescribe, 0}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			cfg, err := pgpurepy.ParseConfig(sqltest.DB(t) + "&connection_count=1&query_mode=" + tc.mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := pgpurepy.NewConnectorConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db := sql.OpenDB(c)
+			defer db.Close()
+			ctx := context.Background()
+			q := "SELECT * FROM stale"
+			for _, stmt := range []string{"CREATE TABLE stale (a int, b int)", "INSERT INTO stale VALUES (1, 2)", q,
+				"ALTER TABLE stale ADD COLUMN c int", q} {
+				rows, err := db.QueryContext(ctx, stmt)
+				if err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+				rows.Close()
+			}
+			got := gather(t, NewCollector(c.Pool()))
+			if got["pgpurepy_named_statements"] != tc.named {
+				t.Errorf("pgpurepy_named_statements = %v, want %v", got["pgpurepy_named_statements"], tc.named)
+			}
+			if got["pgpurepy_stale_statement_retries_total"] != 1 {
+				t.Errorf("pgpurepy_stale_statement_retries_total = %v, want 1", got["pgpurepy_stale_statement_retries_total"])
+			}
+		})
 	}
 }
