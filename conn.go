@@ -32,6 +32,9 @@ type conn struct {
 	// s and res are the bound session; nil while parked.
 	s   *session
 	res *pool.Resource[*session]
+	// txTrace is the TxTracer's context of the transaction open on c, which
+	// its statements' TraceQueryStart can read with TxTraceContext.
+	txTrace context.Context
 
 	// closePool is set for connections made by Driver.Open, which own a
 	// private pool.
@@ -123,7 +126,7 @@ func (c *conn) unbind() {
 		return
 	}
 	c.s.release(c.res, c.resetState)
-	c.s, c.res = nil, nil
+	c.s, c.res, c.txTrace = nil, nil, nil
 }
 
 // Begin is the context-free form of BeginTx.
@@ -152,6 +155,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	t := &tx{c: c}
 	if tt := c.sh.trace.tx; tt != nil {
 		t.traceCtx = tt.TraceTxStart(ctx, sql.TxOptions{Isolation: sql.IsolationLevel(opts.Isolation), ReadOnly: opts.ReadOnly})
+		c.txTrace = t.traceCtx
 	}
 	return t, nil
 }
@@ -334,6 +338,9 @@ func (result) LastInsertId() (int64, error) { return 0, ErrNoLastInsertID }
 
 func (c *conn) traceStart(ctx context.Context, query string, args []driver.NamedValue) context.Context {
 	if t := c.sh.trace.query; t != nil {
+		if c.txTrace != nil {
+			ctx = context.WithValue(ctx, txTraceKey{}, c.txTrace)
+		}
 		return t.TraceQueryStart(ctx, query, args)
 	}
 	return ctx

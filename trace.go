@@ -77,3 +77,16 @@ func newTracers(t Tracer) tracers {
 	tr.cancel, _ = t.(CancelTracer)
 	return tr
 }
+
+type txTraceKey struct{}
+
+// TxTraceContext returns, from the context TraceQueryStart gets for a
+// statement that runs in a transaction, the context the TxTracer's
+// TraceTxStart returned for that transaction; nil outside a transaction or
+// without a TxTracer. database/sql and the extension pass a transaction's
+// statements the caller's context, not the transaction's: a tracer uses
+// this to make the transaction's span their parent.
+func TxTraceContext(ctx context.Context) context.Context {
+	c, _ := ctx.Value(txTraceKey{}).(context.Context)
+	return c
+}

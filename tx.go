@@ -41,7 +41,7 @@ func (t *tx) commit(ctx context.Context) (err error) {
 func (t *tx) traceEnd(committed bool, err error) {
 	if t.traceCtx != nil {
 		t.c.sh.trace.tx.TraceTxEnd(t.traceCtx, committed, err)
-		t.traceCtx = nil
+		t.traceCtx, t.c.txTrace = nil, nil
 	}
 }
 

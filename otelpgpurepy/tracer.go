@@ -200,6 +200,9 @@ type multiKey struct{}
 // TraceQueryStart starts the statement's span, a child of ctx's span.
 func (t *Tracer) TraceQueryStart(ctx context.Context, sql string, args []driver.NamedValue) context.Context {
 	srv := t.server.Load()
+	if txCtx := pgpurepy.TxTraceContext(ctx); txCtx != nil {
+		ctx = trace.ContextWithSpan(ctx, trace.SpanFromContext(txCtx))
+	}
 	ctx, span := t.tracer.Start(ctx, firstKeyword(sql), srv.client...)
 	if !span.IsRecording() {
 		return ctx

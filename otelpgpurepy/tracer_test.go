@@ -160,6 +160,9 @@ func TestTransactionSpans(t *testing.T) {
 		{rolledBack, "SELECT", "SELECT v FROM t"},
 	} {
 		s := f.one(t, tc.name, tc.text)
+		if s.Parent().SpanID() != tc.tx.SpanContext().SpanID() {
+			t.Errorf("%s: parent %v, want its transaction's span", tc.text, s.Parent().SpanID())
+		}
 		if s.SpanContext().TraceID() != tc.tx.SpanContext().TraceID() ||
 			s.StartTime().Before(tc.tx.StartTime()) || s.EndTime().After(tc.tx.EndTime()) {
 			t.Errorf("%s: not within its transaction's span", tc.text)
