@@ -230,8 +230,9 @@ func (p *Pool[T]) Start(n int) {
 // arrives goes to the first in line.
 //
 // If an Open fails while the pool holds no live resources (so nothing would
-// ever be released), every waiting caller gets that error, wrapped as
-// "pool: open: %w". The pool retries in the background with backoff while
+// ever be released), every caller that was waiting when that Open began
+// gets its error, wrapped as "pool: open: %w"; callers that came later wait
+// for the next Open. The pool retries in the background with backoff while
 // callers wait or, once an Open has ever succeeded, while it is short of Size.
 //
 // When ctx ends first, Acquire returns an error wrapping ctx.Err() (so
@@ -502,6 +503,7 @@ func (p *Pool[T]) sleep(d time.Duration) bool {
 // result: the new resource goes to the first waiter or to idle; on failure
 // with no live resources every waiter gets the error.
 func (p *Pool[T]) openOne() error {
+	start := p.now()
 	v, err := p.cfg.Open(p.bgCtx)
 	now := p.now()
 	p.mu.Lock()
@@ -509,7 +511,10 @@ func (p *Pool[T]) openOne() error {
 	if err != nil {
 		p.openFailures++
 		if p.total == 0 {
-			p.failWaitersLocked(fmt.Errorf("pool: open: %w", err), now)
+			// Only callers that waited when the Open began get its error:
+			// it tells of the server as it was then (starting up, say),
+			// and later callers wait for the next Open.
+			p.failWaitersLocked(fmt.Errorf("pool: open: %w", err), now, start)
 		}
 		p.mu.Unlock()
 		return err
@@ -662,7 +667,7 @@ func (p *Pool[T]) Close() {
 		for _, r := range idle {
 			p.destroyLocked(r, ReasonPoolClosed)
 		}
-		p.failWaitersLocked(ErrClosed, now)
+		p.failWaitersLocked(ErrClosed, now, now)
 		p.mu.Unlock()
 
 		p.bgCancel()

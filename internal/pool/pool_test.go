@@ -30,6 +30,7 @@ type factory struct {
 	t       testing.TB
 	failing atomic.Bool   // Open fails with errOpen
 	gate    chan struct{} // if non-nil, Open waits for a receive before deciding
+	entered chan struct{} // if non-nil, Open sends on it when it begins
 	mu      sync.Mutex
 	conns   []*fakeConn
 }
@@ -37,6 +38,9 @@ type factory struct {
 var errOpen = errors.New("fake: connection refused")
 
 func (f *factory) open(ctx context.Context) (*fakeConn, error) {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+	}
 	if f.gate != nil {
 		select {
 		case <-f.gate:
@@ -382,14 +386,15 @@ func TestOpenFailureFailsWaiters(t *testing.T) {
 	if s.Opening != 2 { // Size bounds concurrent opens
 		t.Fatalf("while opening: %+v", s)
 	}
-	f.gate <- struct{}{} // one Open fails: no live resources, so all waiters fail
+	// The Opens fail with no live resources: each fails the callers that
+	// were waiting when it began, the third caller by a retry's.
+	close(f.gate)
 	for _, ch := range chs {
 		h := <-ch
 		if !errors.Is(h.err, errOpen) || !strings.HasPrefix(h.err.Error(), "pool: open: ") {
 			t.Fatalf("waiter got %v", h.err)
 		}
 	}
-	close(f.gate) // let the rest go
 	f.failing.Store(false)
 	r := mustAcquire(t, p) // recovers on demand
 	r.Release()
@@ -397,6 +402,33 @@ func TestOpenFailureFailsWaiters(t *testing.T) {
 	if s.OpenFailures < 1 || s.Opened != 2 {
 		t.Fatalf("end: %+v", s)
 	}
+}
+
+// TestOpenFailureSparesLaterCallers fails an Open that began before a
+// caller came: that caller is not given the error (it tells of the server
+// as it was before), and gets the resource the next Open brings.
+func TestOpenFailureSparesLaterCallers(t *testing.T) {
+	p, f := newTestPool(t, 1, nil)
+	f.entered = make(chan struct{})
+	f.gate = make(chan struct{})
+	f.failing.Store(true)
+	ctx := context.Background()
+	first := acquireAsync(ctx, p)
+	<-f.entered // the Open has begun
+	later := acquireAsync(ctx, p)
+	waitStats(t, p, "two waiting", func(s Stats) bool { return s.Waiting == 2 })
+	f.gate <- struct{}{}
+	if h := <-first; !errors.Is(h.err, errOpen) {
+		t.Fatalf("the caller that waited before the Open began: %v", h.err)
+	}
+	f.failing.Store(false)
+	<-f.entered // the retry
+	f.gate <- struct{}{}
+	h := <-later
+	if h.err != nil {
+		t.Fatalf("the caller that came after the Open began got %v", h.err)
+	}
+	h.r.Release()
 }
 
 func TestOpenFailureRecoversInBackground(t *testing.T) {

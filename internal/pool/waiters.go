@@ -56,9 +56,11 @@ func (p *Pool[T]) popWaiterLocked() *waiter[T] {
 	return w
 }
 
-// failWaitersLocked sends err to every waiter.
-func (p *Pool[T]) failWaitersLocked(err error, now time.Time) {
-	for w := p.popWaiterLocked(); w != nil; w = p.popWaiterLocked() {
+// failWaitersLocked sends err to every waiter that has waited since before
+// since. The line is in the order of arrival, so they are at its head.
+func (p *Pool[T]) failWaitersLocked(err error, now, since time.Time) {
+	for p.head != nil && !p.head.start.After(since) {
+		w := p.popWaiterLocked()
 		p.waitDuration += now.Sub(w.start)
 		w.ch <- handoff[T]{err: err}
 	}
