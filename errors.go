@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -69,6 +70,23 @@ func (e *DecodeError) Error() string {
 
 // Unwrap returns the decoder's error.
 func (e *DecodeError) Unwrap() error { return e.Err }
+
+// BatchError is the error of one statement of a batch: its index in the
+// batch (0 for the first statement queued) and what went wrong, which
+// errors.As and errors.Is reach (a *pgconn.PgError, an *ArgumentError, the
+// context's error).
+type BatchError struct {
+	Index int
+	Err   error
+}
+
+// Error names the statement and its error.
+func (e *BatchError) Error() string {
+	return fmt.Sprintf("pgpurepy: batch statement %d: %s", e.Index, strings.TrimPrefix(e.Err.Error(), "pgpurepy: "))
+}
+
+// Unwrap returns the statement's error.
+func (e *BatchError) Unwrap() error { return e.Err }
 
 // isCode reports whether err is a server error with SQLSTATE code.
 func isCode(err error, code string) bool {

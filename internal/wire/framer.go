@@ -56,6 +56,8 @@ type Framer struct {
 	// owed counts the real ReadyForQuery messages still to come for
 	// statements that were ended with made-up ones.
 	owed int
+	// pipelined is set while pgconn runs a pipeline (see Pipelined).
+	pipelined bool
 
 	// lead, when set, is a transaction's deferred BEGIN (see ArmBegin),
 	// encoded as Parse, Bind and Execute of the unnamed statement without a
@@ -292,7 +294,11 @@ func (f *Framer) Read(p []byte) (int, error) {
 // when nothing is held.
 func (f *Framer) read(p []byte) (int, error) {
 	if f.owed > 0 && len(f.made) == 0 {
-		return 0, errAbandonedRead
+		if !f.pipelined {
+			return 0, errAbandonedRead
+		}
+		// What is held belongs to the ends Skip drops.
+		f.makeEnd()
 	}
 	for {
 		if len(f.made) > 0 {
@@ -389,8 +395,9 @@ func (f *Framer) makeEnd() {
 	f.made = b
 	f.owed++
 	// Skip drops the BEGIN's answer with the rest; whether the BEGIN ran
-	// shows in the status the server reports last.
-	f.leadUnseen, f.leading = f.leading, false
+	// shows in the status the server reports last. A pipeline's later
+	// made-up ends keep what the first one noted.
+	f.leadUnseen, f.leading = f.leadUnseen || f.leading, false
 }
 
 // Skip reads and drops the real end of every statement ended by a made-up
@@ -425,6 +432,15 @@ func (f *Framer) Skip() (cancelled bool, status byte, err error) {
 	}
 	return cancelled, status, nil
 }
+
+// Pipelined tells the Framer whether pgconn is in pipeline mode, where one
+// write carries several Syncs and pgconn reads one ReadyForQuery for each.
+// After an interrupt, each read pgconn makes for a ReadyForQuery it still
+// waits for then gets a made-up end of its own, instead of an error that
+// would close the connection: pgconn's pipeline ends as after so many
+// failed statements, and Skip drops the same number of real ends, one for
+// each Sync the server had not answered.
+func (f *Framer) Pipelined(on bool) { f.pipelined = on }
 
 // Settled ends the interruption once Skip has run.
 func (f *Framer) Settled() { f.interrupted.Store(false) }

@@ -291,3 +291,71 @@ func TestFramerLeadOnlyBeforeExtended(t *testing.T) {
 		t.Fatal("the refused lead is still armed")
 	}
 }
+
+// TestFramerInterruptPipeline interrupts a pipeline of three statements,
+// each with its Sync, in the second one's answer: the decoder gets a
+// made-up end for the second and, being in pipeline mode, another for the
+// third instead of an error; Skip then drops both real ends, and the next
+// message comes through intact.
+func TestFramerInterruptPipeline(t *testing.T) {
+	fe, f, server := framerPipe(t, 'I')
+	f.Pipelined(true)
+	segment := func(v string) []byte {
+		return encodeAll(t, &pgproto3.BindComplete{}, &pgproto3.DataRow{Values: [][]byte{[]byte(v)}},
+			&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	}
+	first, second, third := segment("one"), segment("two"), segment("three")
+	done := serve(t, server, first)
+	for {
+		if _, ok := receive(t, fe).(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The second answer's first message, and the start of the next, in
+	// one write that one read takes whole.
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := server.Write(second[:10])
+		wrote <- err
+	}()
+	if _, ok := receive(t, fe).(*pgproto3.BindComplete); !ok {
+		t.Fatal("BindComplete mangled")
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	f.Interrupt()
+	for i := range 2 {
+		if e, ok := receive(t, fe).(*pgproto3.ErrorResponse); !ok || e.Code != "57014" {
+			t.Fatalf("end %d: got %+v, want a made-up 57014", i, e)
+		}
+		if _, ok := receive(t, fe).(*pgproto3.ReadyForQuery); !ok {
+			t.Fatalf("end %d: no made-up ReadyForQuery", i)
+		}
+	}
+	f.Pipelined(false)
+	if _, err := fe.Receive(); !errors.Is(err, errAbandonedRead) {
+		t.Fatalf("read after the pipeline: %v, want errAbandonedRead", err)
+	}
+	if !f.Owed() || f.owed != 2 {
+		t.Fatalf("owed %d, want the real ends of the 2 statements ended with made-up ones", f.owed)
+	}
+
+	_ = f.nc.SetReadDeadline(time.Time{})
+	rest := append(append(second[10:], third...), encodeAll(t, &pgproto3.DataRow{Values: [][]byte{[]byte("next")}})...)
+	done = serve(t, server, rest)
+	cancelled, status, err := f.Skip()
+	if err != nil || cancelled || status != 'I' {
+		t.Fatalf("skip: cancelled %v, status %c, err %v", cancelled, status, err)
+	}
+	f.Settled()
+	if r, ok := receive(t, fe).(*pgproto3.DataRow); !ok || string(r.Values[0]) != "next" {
+		t.Fatalf("message after the skipped answers mangled: %+v", r)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

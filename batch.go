@@ -1,0 +1,779 @@
+package pgpurepy
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Batch is a list of statements that SendBatch sends to the server in one
+// write and whose results it reads, in order, in one round trip. The zero
+// value is an empty batch. SendBatch does not change a Batch: one may be
+// sent again, also from several goroutines at once, as long as nothing is
+// queued to it meanwhile.
+type Batch struct {
+	stmts []queued
+}
+
+// queued is one statement as Queue took it.
+type queued struct {
+	sql  string
+	args []any
+}
+
+// Queue adds the statement sql, with its arguments for $1, $2, ..., to the
+// batch and returns its index in SendBatch's results. sql is one statement.
+// Nothing is checked now: the arguments are encoded when the batch is sent,
+// and one that does not fit fails SendBatch before anything runs. They take
+// the types and pgx's per-statement options (pgx.QueryExecMode,
+// pgx.NamedArgs, ...) that Pool.Execute takes.
+func (b *Batch) Queue(sql string, args ...any) int {
+	b.stmts = append(b.stmts, queued{sql: sql, args: args})
+	return len(b.stmts) - 1
+}
+
+// Len returns the number of statements queued.
+func (b *Batch) Len() int { return len(b.stmts) }
+
+// BatchResult is what one statement of a batch did.
+type BatchResult struct {
+	// RowsAffected is the count of the statement's command tag: rows
+	// inserted, updated or deleted, or returned by a SELECT.
+	RowsAffected int64
+	// Rows are the rows the statement returned (SELECT, ... RETURNING),
+	// decoded as Fetch decodes them; nil when it returned none.
+	Rows []*Row
+	// Err is the statement's error, nil when it succeeded: the server's
+	// (a *pgconn.PgError), a *DecodeError, or, when its result did not
+	// arrive, the batch's (the context's, the connection's); its outcome
+	// is then unknown.
+	Err error
+}
+
+// SendBatch runs b on the next free connection: see Conn.SendBatch. The
+// connection goes back to the pool when the results are in, or at once
+// after a cancellation, whose clean-up it does in the background.
+func (x *Pool) SendBatch(ctx context.Context, b *Batch) ([]BatchResult, error) {
+	var out []BatchResult
+	err := x.with(ctx, func(c *Conn) error {
+		var err error
+		out, err = c.SendBatch(ctx, b)
+		return err
+	})
+	return out, err
+}
+
+// SendBatch sends b's statements to the server in one write and reads their
+// results, in order, in one round trip. Statements the connection has not
+// run before are first described together, in one more round trip, and
+// prepared under a name or not as for a single statement (query_mode),
+// except that a connection through a pooler names none in a batch: the
+// pooler may serve the description and the execution from two server
+// connections.
+//
+// Each statement ends with a Sync of its own, as if it were sent alone.
+// Outside a transaction each runs in an implicit transaction of its own: an
+// error in statement k is k's, the others run, and the connection is clean
+// afterwards. Inside a transaction (CheckoutInTransaction, Transaction, or
+// after a BEGIN the caller sent) an error in k aborts the transaction, as
+// PostgreSQL does: the statements after k fail with SQLSTATE 25P02, and the
+// commit returns ErrTxRolledBack. A statement that had to be described and
+// fails to be (a syntax error, a missing table) fails before any statement
+// runs, so in a transaction the others all report 25P02.
+//
+// A transaction whose BEGIN has not gone to the server yet sends it in
+// front of the batch's first statement, in the same write. Should the BEGIN
+// fail, or be cancelled as it runs, no later statement runs outside the
+// transaction: each is guarded by a cursor that only the transaction keeps
+// (the server sees a DECLARE and one MOVE per statement), and the
+// connection is replaced, as after a single statement.
+//
+// results is nil when the batch did not get to run, and err says why: no
+// connection, ctx ended before the statements were sent, or a *BatchError
+// naming the statement whose arguments cannot be sent (an *ArgumentError
+// naming the argument, or a count the statement does not take); no
+// statement ran then. Otherwise results has one entry per statement, and
+// err is nil when every statement succeeded, or else a *BatchError naming
+// the statement that failed first.
+//
+// When ctx ends while the batch runs, SendBatch returns at once with an
+// error that satisfies errors.Is(err, ctx.Err()), as a single statement
+// does: the statement running on the server is cancelled and the connection
+// is kept, its clean-up done in the background. Statements whose results
+// had arrived keep them; the others have that error. Outside a transaction
+// the statements after the cancelled one were already on the server and
+// may still run: their outcome is unknown.
+//
+// A statement whose cached description went stale (DDL changed its result)
+// fails with the server's error and is described afresh next time, where a
+// single statement would run again at once: the statements after it in
+// the batch have run already.
+func (c *Conn) SendBatch(ctx context.Context, b *Batch) ([]BatchResult, error) {
+	if b == nil || len(b.stmts) == 0 {
+		return nil, nil
+	}
+	if err := c.c.bind(ctx); err != nil {
+		return nil, err
+	}
+	stmts := make([]batchStmt, len(b.stmts))
+	total := 0
+	for _, q := range b.stmts {
+		total += len(q.args)
+	}
+	// One slice holds every statement's arguments, each its own part.
+	named := make([]driver.NamedValue, 0, total)
+	for i, q := range b.stmts {
+		start := len(named)
+		named = appendNamed(named, q.args)
+		sql, args, opts, err := takeOptions(ctx, q.sql, named[start:len(named):len(named)])
+		if err != nil {
+			return nil, &BatchError{Index: i, Err: err}
+		}
+		stmts[i] = batchStmt{sql: sql, args: args, opts: opts}
+	}
+	c.c.traceBatchStart(ctx, stmts)
+	ran, err := c.c.runBatch(ctx, stmts)
+	c.c.traceBatchEnd(stmts, ran, err)
+	if !ran {
+		return nil, err
+	}
+	results := make([]BatchResult, len(stmts))
+	for i, st := range stmts {
+		results[i] = BatchResult{RowsAffected: st.tag.RowsAffected(), Rows: st.rows, Err: st.err}
+	}
+	return results, err
+}
+
+// batchStmt is one statement of a batch on its way through runBatch.
+type batchStmt struct {
+	sql  string
+	args []driver.NamedValue
+	opts queryOptions
+	// d is the statement's description; nil when describing it failed.
+	d *stmtDesc
+	// values and formats are the encoded arguments.
+	values  [][]byte
+	formats []int16
+
+	tag  pgconn.CommandTag
+	rows []*Row
+	err  error
+	// lost is set when err is the connection's, not the statement's own:
+	// its result never came.
+	lost bool
+	// guard is the statement that guards this one, if any (see
+	// execBatch); skipped is set when the guard found no transaction.
+	guard   string
+	skipped bool
+	// stale is set when the server described the result differently
+	// from d: the description must be made afresh next time.
+	stale bool
+
+	traceCtx context.Context
+}
+
+// runBatch describes the statements the session does not know, encodes all
+// the arguments, and sends the statements in one pipeline, each with its
+// own Sync. It reports whether any statement was sent; if none was, err
+// says why. Whatever went to the server passes through finish exactly once,
+// and err is what finish made of the batch's first error, as a
+// *BatchError.
+func (c *conn) runBatch(ctx context.Context, stmts []batchStmt) (ran bool, err error) {
+	s := c.s
+	if err := s.start(ctx); err != nil {
+		return false, err
+	}
+	carried := s.carryBegin()
+	landBegin := func() {
+		if carried {
+			carried = false
+			s.landBegin()
+		}
+	}
+	defer landBegin()
+	if err := s.sync(); err != nil {
+		return false, err
+	}
+
+	described, err := s.describeBatch(ctx, stmts)
+	if err != nil {
+		landBegin()
+		return false, s.finish(ctx, err)
+	}
+	// A BEGIN the descriptions carried and the server refused: nothing may
+	// run as part of a transaction that is not open.
+	s.checkBegin(firstErr(stmts))
+	switch {
+	case ctx.Err() != nil:
+		// Sending now would run what the caller no longer waits for.
+		landBegin()
+		err := firstErr(stmts)
+		if err == nil {
+			err = ctx.Err()
+		}
+		return false, s.finish(ctx, err)
+	case s.broken != nil:
+		// The statement whose description carried the BEGIN has its
+		// refusal; the others did not run.
+		unusable, first := s.usable(), firstFailed(stmts, false)
+		for i := range stmts {
+			if i != first {
+				stmts[i].err = unusable
+			}
+		}
+	default:
+		if err := s.encodeBatch(stmts); err != nil {
+			landBegin()
+			// Only descriptions went to the server, and went well: finish
+			// has nothing to say, but it sees every batch.
+			_ = s.finish(ctx, nil)
+			return false, err
+		}
+		// A BEGIN the descriptions did not carry goes with the statements.
+		c.execBatch(ctx, stmts, carried && !described)
+	}
+	landBegin()
+	return true, s.settleBatch(ctx, stmts)
+}
+
+// firstErr returns the first error among stmts, in order.
+func firstErr(stmts []batchStmt) error {
+	if i := firstFailed(stmts, false); i >= 0 {
+		return stmts[i].err
+	}
+	return nil
+}
+
+// firstFailed returns the index of the first statement with an error, of
+// its own or, when lost is set, the connection's; -1 if there is none.
+func firstFailed(stmts []batchStmt, lost bool) int {
+	for i := range stmts {
+		if stmts[i].err != nil && (!lost || stmts[i].lost) {
+			return i
+		}
+	}
+	return -1
+}
+
+// batchPooled reports whether a batch names no statement: behind a pooler
+// in query_mode=auto, as inside a transaction there, because the batch's
+// description and execution are two round trips that a transaction pooler
+// may serve from two server connections, and a statement whose name went
+// missing could not run again in its place in the batch.
+func (s *session) batchPooled() bool {
+	return s.pooled && s.sh.cfg.QueryMode == QueryModeAuto
+}
+
+// describeBatch describes, in one round trip, the texts of stmts that the
+// session does not know yet, each text once and with a Sync of its own, so
+// that a text that fails to be described fails alone; that error becomes
+// the statements'. It reports whether it sent anything, and returns an
+// error only when the connection failed. New descriptions go into the
+// statement cache once the nullability of their tables is known, as for a
+// single statement (see newDesc).
+func (s *session) describeBatch(ctx context.Context, stmts []batchStmt) (sent bool, err error) {
+	var (
+		todo []int          // the first statement of each text to describe
+		text map[string]int // a text's index in todo
+	)
+	for i := range stmts {
+		st := &stmts[i]
+		if st.d = s.lookup(st.sql); st.d != nil {
+			continue
+		}
+		if _, dup := text[st.sql]; dup {
+			continue
+		}
+		if text == nil {
+			text = make(map[string]int)
+		}
+		text[st.sql] = len(todo)
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return false, nil
+	}
+	names := make([]string, len(todo))
+	descs := make([]*stmtDesc, len(todo))
+	errs := make([]error, len(todo))
+	s.framer.Pipelined(true)
+	p := s.pg.StartPipeline(ctx)
+	for k, i := range todo {
+		if !s.batchPooled() && s.named(stmts[i].opts.naming) {
+			names[k] = s.stmts.nextName()
+		}
+		p.SendPrepare(names[k], stmts[i].sql, nil)
+		p.SendPipelineSync()
+	}
+	fatal := p.Flush()
+	for k, i := range todo {
+		if fatal != nil {
+			break
+		}
+		res, err := p.GetResults()
+		if err == nil {
+			if sd, ok := res.(*pgconn.StatementDescription); ok {
+				// A pipeline's description lacks what Prepare fills in.
+				sd.Name, sd.SQL = names[k], stmts[i].sql
+				descs[k] = &stmtDesc{sql: stmts[i].sql, sd: sd}
+			} else {
+				err = fmt.Errorf("pgpurepy: batch: got %T for a description", res)
+			}
+		}
+		if err != nil && !isServerError(err) {
+			fatal = err
+			break
+		}
+		syncErr, ferr := pipelineSync(p)
+		if err == nil {
+			err = syncErr
+		}
+		if err != nil {
+			descs[k], errs[k] = nil, err
+		}
+		fatal = ferr
+	}
+	if err := p.Close(); fatal == nil && err != nil && !isServerError(err) {
+		fatal = err
+	}
+	s.framer.Pipelined(false)
+	for k := range todo {
+		if descs[k] == nil && names[k] != "" && s.cancel.fired.Load() {
+			// The server may have prepared it before the cancel landed.
+			s.drops = append(s.drops, names[k])
+		}
+	}
+	if fatal != nil {
+		for _, d := range descs {
+			if d != nil {
+				s.drop(d)
+			}
+		}
+		return true, fatal
+	}
+	if err := s.keepDescs(ctx, descs); err != nil {
+		return true, err
+	}
+	for i := range stmts {
+		if st := &stmts[i]; st.d == nil {
+			k := text[st.sql]
+			st.d, st.err = descs[k], errs[k]
+		}
+	}
+	return true, nil
+}
+
+// keepDescs plans the decoding of new descriptions and puts them in the
+// statement cache once their tables' nullability is known. When it cannot
+// be learnt now, the batch uses them once, and named ones are
+// deallocated.
+func (s *session) keepDescs(ctx context.Context, descs []*stmtDesc) error {
+	var tables []uint32
+	for _, d := range descs {
+		if d == nil {
+			continue
+		}
+		d.plan(&s.codecs)
+		for _, t := range s.sh.nulls.unknownTables(d.sd.Fields) {
+			if !slices.Contains(tables, t) {
+				tables = append(tables, t)
+			}
+		}
+	}
+	keep := true
+	if len(tables) > 0 {
+		if s.pg.TxStatus() == 'E' || ctx.Err() != nil {
+			// A failed transaction cannot read the catalog, and a batch
+			// whose context ended sends nothing more.
+			keep = false
+		} else if err := s.learnNullability(ctx, tables); err != nil {
+			for _, d := range descs {
+				if d != nil {
+					s.drop(d)
+				}
+			}
+			return err
+		}
+	}
+	for _, d := range descs {
+		switch {
+		case d == nil:
+		case keep:
+			if old := s.stmts.put(d); old != nil {
+				s.drop(old)
+			}
+		default:
+			s.drop(d)
+		}
+	}
+	return nil
+}
+
+// encodeBatch encodes the arguments of every statement that has a
+// description, all before anything is sent, into one buffer. An argument
+// that does not encode, or a count of arguments a statement does not take,
+// gives a *BatchError naming the statement.
+func (s *session) encodeBatch(stmts []batchStmt) error {
+	total := 0
+	for i := range stmts {
+		total += len(stmts[i].args)
+	}
+	values := make([][]byte, 0, total)
+	formats := make([]int16, 0, total)
+	var p params
+	for i := range stmts {
+		st := &stmts[i]
+		if st.d == nil {
+			continue
+		}
+		n := len(st.args)
+		if n != len(st.d.sd.ParamOIDs) {
+			return &BatchError{Index: i, Err: fmt.Errorf("pgpurepy: statement has %d parameters but %d arguments were given", len(st.d.sd.ParamOIDs), n)}
+		}
+		// Each statement's values and formats are the next n entries of
+		// the shared slices, its bytes the next ones of the shared buffer
+		// (a new one when it grows; the earlier values keep the old).
+		p.values = values[len(values) : len(values) : len(values)+n]
+		p.formats = formats[len(formats) : len(formats) : len(formats)+n]
+		p.buf = p.buf[len(p.buf):]
+		if err := p.encode(&s.codecs, st.d.sd.ParamOIDs, st.args); err != nil {
+			return &BatchError{Index: i, Err: err}
+		}
+		st.values, st.formats = p.values, p.formats
+		values, formats = values[:len(values)+n], formats[:len(formats)+n]
+	}
+	return nil
+}
+
+// guardCursor is the cursor that tells the statements of a batch that
+// carries its transaction's BEGIN whether the transaction began.
+const guardCursor = "pgpurepy_batch_guard"
+
+// execBatch sends every described statement in one write, each with its
+// own Sync, and reads the results in order. The statements it could not
+// read a result for (the connection failed) get the connection's error.
+//
+// When the write carries the transaction's BEGIN (begins), each statement
+// after the first is guarded: were the BEGIN refused, or cancelled as it
+// ran, the server would run the statements after the first, each behind
+// its own Sync, outside any transaction, and commit them one by one. So
+// the first statement's part also declares a cursor, which only a
+// transaction block keeps past its Sync, and each later part starts by
+// moving it by nothing: where the transaction did not begin, that fails,
+// and the server skips the statement. A MOVE costs the server next to
+// nothing, and the batch still takes one write and one round trip.
+func (c *conn) execBatch(ctx context.Context, stmts []batchStmt, begins bool) {
+	sending := 0
+	for i := range stmts {
+		if stmts[i].err == nil {
+			sending++
+		}
+	}
+	if sending == 0 {
+		return // every statement failed to be described
+	}
+	guard := begins && sending > 1
+	s := c.s
+	var alloc rowAlloc
+	s.framer.Pipelined(true)
+	defer s.framer.Pipelined(false)
+	p := s.pg.StartPipeline(ctx)
+	guarding := false
+	for i := range stmts {
+		st := &stmts[i]
+		if st.err != nil {
+			continue
+		}
+		if guard {
+			if st.guard = "MOVE 0 IN " + guardCursor; !guarding {
+				st.guard, guarding = "DECLARE "+guardCursor+" CURSOR FOR SELECT", true
+			}
+			p.SendQueryParams(st.guard, nil, nil, nil, nil)
+		}
+		formats := st.d.resultFormats
+		if f := st.opts.resultFormats(st.d.sd.Fields); f != nil {
+			formats = f
+		}
+		if !s.batchPooled() && s.byName(st.d) {
+			p.SendQueryStatement(st.d.sd, st.values, st.formats, formats)
+		} else {
+			p.SendQueryParams(st.sql, st.values, st.d.sd.ParamOIDs, st.formats, formats)
+		}
+		p.SendPipelineSync()
+	}
+	fatal := p.Flush()
+	for i := range stmts {
+		st := &stmts[i]
+		if st.err != nil {
+			continue
+		}
+		if fatal == nil {
+			fatal = c.readBatchResult(p, st, &alloc)
+		}
+		if fatal != nil && st.err == nil {
+			st.err, st.lost = fatal, true
+		}
+	}
+	if err := p.Close(); fatal == nil && err != nil && !isServerError(err) {
+		// Every statement had its result; the connection failed after.
+		for i := range stmts {
+			if stmts[i].err == nil {
+				stmts[i].err, stmts[i].lost = err, true
+			}
+		}
+	}
+}
+
+// readBatchResult reads the result of st and the Sync that ends it. It
+// returns an error only when the connection failed.
+func (c *conn) readBatchResult(p *pgconn.Pipeline, st *batchStmt, alloc *rowAlloc) (fatal error) {
+	if st.guard != "" {
+		err := readGuard(p, st)
+		if err != nil && !isServerError(err) {
+			return err
+		}
+		if err != nil {
+			// The server skipped the statement up to its Sync.
+			_, fatal := pipelineSync(p)
+			st.err = err
+			return fatal
+		}
+	}
+	res, err := p.GetResults()
+	switch rr := res.(type) {
+	case *pgconn.ResultReader:
+		err = c.readBatchRows(rr, st, alloc)
+	case nil:
+	default:
+		err = fmt.Errorf("pgpurepy: batch: got %T for a statement's result", res)
+	}
+	if err != nil && !isServerError(err) && !errors.As(err, new(*DecodeError)) {
+		return err
+	}
+	syncErr, fatal := pipelineSync(p)
+	if err == nil {
+		err = syncErr
+	}
+	st.err = err
+	return fatal
+}
+
+// readGuard reads the result of st's guard (see execBatch) and returns
+// the statement's error when the guard failed: the refused BEGIN's, for the
+// first statement; 25P02 when an earlier statement failed the transaction,
+// as the statement would have; otherwise an error saying the transaction
+// did not begin.
+func readGuard(p *pgconn.Pipeline, st *batchStmt) error {
+	res, err := p.GetResults()
+	if rr, ok := res.(*pgconn.ResultReader); ok {
+		_, err = rr.Close()
+	}
+	switch {
+	case err == nil && res == nil:
+		return errors.New("pgpurepy: batch: no result for a statement's guard")
+	case !isServerError(err), strings.HasPrefix(st.guard, "DECLARE"), isCode(err, "25P02"):
+		return err
+	}
+	st.skipped = true
+	return fmt.Errorf("pgpurepy: not run: the transaction did not begin: %w", err)
+}
+
+// readBatchRows decodes the rows of st's result, as the statement cache's
+// description says unless the server described the result otherwise (see
+// conn.query), and reads its end. A value that cannot be decoded is the
+// statement's error, and the rest of the result is read off the wire.
+func (c *conn) readBatchRows(rr *pgconn.ResultReader, st *batchStmt, alloc *rowAlloc) error {
+	fields := rr.FieldDescriptions()
+	cols, decs := st.d.columns, st.d.decoders
+	if len(fields) > 0 {
+		st.stale = !sameTypes(fields, st.d.sd.Fields)
+		if st.stale || st.opts.formats != nil || st.opts.formatsByOID != nil {
+			cols, decs = make([]string, len(fields)), make([]decoder, len(fields))
+			for i, f := range fields {
+				cols[i], decs[i] = f.Name, c.s.codecs.decoderFor(f.DataTypeOID, f.Format)
+			}
+		}
+	}
+	var decodeErr error
+	first := len(alloc.ptrs)
+	for rr.NextRow() {
+		if decodeErr != nil {
+			continue
+		}
+		raw := rr.Values()
+		row := alloc.next(cols)
+		for i, dec := range decs {
+			v, err := dec(raw[i])
+			if err != nil {
+				r := &rows{c: c, fields: fields, columns: cols}
+				decodeErr = r.decodeError(i, r.scanTypeName(i), err)
+				break
+			}
+			row.values[i] = v
+		}
+	}
+	if n := len(alloc.ptrs); n > first && decodeErr == nil {
+		st.rows = alloc.ptrs[first:n:n]
+	}
+	tag, err := rr.Close()
+	st.tag = tag
+	if err != nil {
+		return err
+	}
+	return decodeErr
+}
+
+// rowAlloc hands out the rows of a batch's results from chunks that double
+// up to rowChunkMax rows, as Conn.Query allocates them: a batch of
+// one-row results costs a few allocations, not two per statement. A Row
+// the caller keeps keeps its chunk alive. ptrs holds every row handed out,
+// in order, so that each statement's rows are a part of it.
+type rowAlloc struct {
+	ptrs  []*Row
+	rows  []Row
+	vals  []driver.Value
+	chunk int
+}
+
+// next returns a new row with room for a value per column.
+func (a *rowAlloc) next(cols []string) *Row {
+	if len(a.rows) == 0 || len(a.vals) < len(cols) {
+		a.chunk = min(max(a.chunk*2, 1), rowChunkMax)
+		a.rows = make([]Row, a.chunk)
+		a.vals = make([]driver.Value, a.chunk*len(cols))
+	}
+	row := &a.rows[0]
+	*row = Row{columns: cols, values: a.vals[:len(cols):len(cols)]}
+	a.rows, a.vals = a.rows[1:], a.vals[len(cols):]
+	a.ptrs = append(a.ptrs, row)
+	return row
+}
+
+// pipelineSync reads p up to the end of the current statement, its
+// PipelineSync. It returns a server error met on the way, which is the
+// statement's (a deferred constraint fails after the statement's end), and
+// an error after which p is unusable.
+func pipelineSync(p *pgconn.Pipeline) (stmtErr, fatal error) {
+	for {
+		res, err := p.GetResults()
+		switch {
+		case isServerError(err):
+			if stmtErr == nil {
+				stmtErr = err
+			}
+		case err != nil:
+			return stmtErr, err
+		case res == nil:
+			return stmtErr, errors.New("pgpurepy: batch: results ended before a statement's Sync")
+		default:
+			switch r := res.(type) {
+			case *pgconn.PipelineSync:
+				return stmtErr, nil
+			case *pgconn.ResultReader:
+				_, _ = r.Close()
+			}
+		}
+	}
+}
+
+// isServerError reports whether err is the server's error about one
+// statement, after which the connection goes on.
+func isServerError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
+}
+
+// settleBatch passes the batch's error through finish, once: the
+// connection's error if it failed, else the first statement's. The
+// statements whose error that was get what finish made of it; after a
+// cancellation, so do all whose results did not arrive. It forgets the
+// descriptions that went stale and returns the batch's error: nil, or a
+// *BatchError naming the statement that failed first (the first cancelled
+// one after a cancellation; one that did not merely fail because an
+// earlier failure aborted the transaction).
+func (s *session) settleBatch(ctx context.Context, stmts []batchStmt) error {
+	cause, lost := firstFailed(stmts, true), true
+	if cause < 0 {
+		cause, lost = firstFailed(stmts, false), false
+	}
+	var err error
+	if cause >= 0 {
+		err = stmts[cause].err
+	}
+	ferr := s.finish(ctx, err)
+	if ferr == nil {
+		return nil
+	}
+	cancelled := ctx.Err() != nil && errors.Is(ferr, ctx.Err())
+	index := -1
+	for i := range stmts {
+		st := &stmts[i]
+		switch {
+		case st.err == nil:
+		case cancelled:
+			// A server error of the statement's own stays; the others
+			// are the cancellation's.
+			if st.lost || st.skipped || isCode(st.err, "57014") {
+				st.err, st.lost = ferr, true
+			}
+		case i == cause, lost && st.lost:
+			st.err = ferr
+		}
+		if st.err != nil && isStaleStatement(st.err) && st.d != nil {
+			if isCode(st.err, "26000") {
+				s.nameLost(st.d)
+			}
+			st.stale = true
+		}
+		if st.stale {
+			s.forget(st.sql)
+		}
+		switch {
+		case st.err == nil:
+		case cancelled:
+			if index < 0 && st.lost {
+				index = i
+			}
+		case index < 0 || isCode(stmts[index].err, "25P02") && !isCode(st.err, "25P02"):
+			index = i
+		}
+	}
+	if index < 0 {
+		index = cause
+	}
+	return &BatchError{Index: index, Err: stmts[index].err}
+}
+
+// traceBatchStart tells the Tracer, if any, of each statement's start.
+func (c *conn) traceBatchStart(ctx context.Context, stmts []batchStmt) {
+	if c.sh.cfg.Tracer == nil {
+		return
+	}
+	for i := range stmts {
+		stmts[i].traceCtx = c.traceStart(ctx, stmts[i].sql, stmts[i].args)
+	}
+}
+
+// traceBatchEnd tells the Tracer, if any, of each statement's end: its
+// command tag and error, or the batch's error when none ran.
+func (c *conn) traceBatchEnd(stmts []batchStmt, ran bool, err error) {
+	if c.sh.cfg.Tracer == nil {
+		return
+	}
+	for i := range stmts {
+		st := &stmts[i]
+		if ran {
+			c.traceEnd(st.traceCtx, st.tag.String(), st.err)
+		} else {
+			c.traceEnd(st.traceCtx, "", err)
+		}
+	}
+}
