@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgpurepy/pgpurepy/internal/wire"
 )
 
 var (
@@ -88,10 +90,48 @@ func (e *BatchError) Error() string {
 // Unwrap returns the statement's error.
 func (e *BatchError) Unwrap() error { return e.Err }
 
+// CopyError reports a row that CopyFrom could not send: its number (the
+// first row is 1) and, when one value is at fault, its column, the
+// column's PostgreSQL type and the value's Go type. The copy was aborted,
+// so the table is unchanged, and the connection is unaffected.
+type CopyError struct {
+	Row    int
+	Column string
+	PgType string
+	GoType string
+	Err    error
+}
+
+// Error names the row and, when known, the column and both types.
+func (e *CopyError) Error() string {
+	s := fmt.Sprintf("pgpurepy: copy row %d", e.Row)
+	if e.Column != "" {
+		s += fmt.Sprintf(", column %q", e.Column)
+	}
+	if e.PgType != "" {
+		s += " of type " + e.PgType
+	}
+	if e.GoType != "" {
+		s += ", Go type " + e.GoType
+	}
+	return s + ": " + e.Err.Error()
+}
+
+// Unwrap returns the encoder's error.
+func (e *CopyError) Unwrap() error { return e.Err }
+
 // isCode reports whether err is a server error with SQLSTATE code.
 func isCode(err error, code string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// isCopyFail reports whether err is the server's answer to a CopyFail: it
+// has the SQLSTATE of a cancelled statement, but no cancel request caused
+// it.
+func isCopyFail(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "57014" && pgErr.Routine == wire.CopyFailRoutine
 }
 
 // cancelledError is what a statement returns when its context ended while

@@ -96,10 +96,11 @@ func (s *session) release(res *pool.Resource[*session], state bool) {
 // can reach the next statement. It reads and drops the statement's real end
 // if the framer made one up, waits until the cancel request completed, and,
 // unless the server ended the statement with 57014 (the request was spent
-// on it), makes one empty round trip that absorbs the signal if it is still
-// pending in the backend. The same round trip resynchronises pgconn's
-// transaction status when the real one differs from the made-up one. The
-// grace bounds it all; a session that does not make it is marked broken.
+// on it; the 57014 that answers a CopyFail does not count), makes one empty
+// round trip that absorbs the signal if it is still pending in the backend.
+// The same round trip resynchronises pgconn's transaction status when the
+// real one differs from the made-up one. The grace bounds it all; a session
+// that does not make it is marked broken.
 func (s *session) settleCancel(stmtErr error) {
 	h, f := s.cancel, s.framer
 	h.fired.Store(false)
@@ -113,7 +114,7 @@ func (s *session) settleCancel(stmtErr error) {
 	defer stop()
 
 	made := f.Owed()
-	spent := isCode(stmtErr, "57014") && !made
+	spent := isCode(stmtErr, "57014") && !isCopyFail(stmtErr) && !made
 	resync := false
 	if made {
 		cancelled, status, err := f.Skip()

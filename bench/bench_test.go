@@ -54,6 +54,7 @@ func TestHarnessQuick(t *testing.T) {
 	o.Workloads = "point,rows100,insert,tx"
 	o.Drivers = "pgpurepy-default,pgpurepy-tuned,pgpurepy-ext,pgpurepy-ext-tuned,pgx-stdlib-tuned,pgxpool"
 	o.Out, o.Chart = filepath.Join(dir, "RESULTS.md"), filepath.Join(dir, "chart.svg")
+	o.CopyRows = 2500 // more than a warm-up, and not a multiple of an INSERT's rows
 
 	var stdout, stderr bytes.Buffer
 	res, err := run(context.Background(), o, &stdout, &stderr)
@@ -68,9 +69,17 @@ func TestHarnessQuick(t *testing.T) {
 			t.Errorf("%+v: %.0f ops/s, %d errors (%s)", k, a.Median, a.Errors, a.FirstErr)
 		}
 	}
+	if len(res.Copy) != len(copyMethods) {
+		t.Errorf("copy section: %d methods measured, want %d", len(res.Copy), len(copyMethods))
+	}
+	for _, a := range res.Copy {
+		if a.Rounds != 1 || a.Median <= 0 || a.Errors != 0 {
+			t.Errorf("copy %s: %+v", a.Method, a)
+		}
+	}
 	md := stdout.String()
 	for _, want := range []string{"| 4 | pgpurepy-default |", "| 4 | pgpurepy-tuned |", "| 1 | pgxpool |", "## Targets", "## rows100",
-		"point c=4: pgpurepy-ext-tuned"} {
+		"point c=4: pgpurepy-ext-tuned", "## copy", "Loading 2,500 rows", "| pgpurepy-copyfrom |", "| pgpurepy-insert-1000 |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
@@ -119,7 +128,7 @@ func TestParseFlagsQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Duration != 300*time.Millisecond || o.Rounds != 2 || o.Conc != "1,8" {
+	if o.Duration != 300*time.Millisecond || o.Rounds != 2 || o.Conc != "1,8" || o.CopyRows != 100_000 {
 		t.Errorf("-quick -rounds 2 gave %+v", o)
 	}
 	if _, err := (options{Duration: time.Second, Rounds: 1, Conc: "1", Workloads: "point", Drivers: "nope"}).plan(); err == nil {

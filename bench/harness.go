@@ -405,6 +405,7 @@ type plan struct {
 	Workloads []string
 	Drivers   []string
 	Pgbench   string // path of the pgbench binary; "" when not found
+	CopyRows  int    // rows of each load of the copy section; 0 skips it
 }
 
 // cellKey identifies a cell across rounds.

@@ -44,7 +44,9 @@ type options struct {
 	Out       string // RESULTS.md path; "" writes none
 	Chart     string // chart.svg path; "" writes none
 	Quick     bool
-	DSN       string // from PGPUREPY_DSN; "" starts a server
+	// CopyRows is the size of each load of the copy section; 0 skips it.
+	CopyRows int
+	DSN      string // from PGPUREPY_DSN; "" starts a server
 	// CPUProfile is a pprof CPU profile of the measured cells (not the
 	// server start or the report); run one driver to see its hot path.
 	CPUProfile string
@@ -60,6 +62,7 @@ func defaultOptions() options {
 		Drivers:   strings.Join(allDriverNames(), ","),
 		Out:       "RESULTS.md",
 		Chart:     "chart.svg",
+		CopyRows:  1_000_000,
 	}
 }
 
@@ -76,7 +79,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Out, "out", o.Out, "Markdown report path (empty: none)")
 	fs.StringVar(&o.Chart, "chart", o.Chart, "SVG chart path (empty: none)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurements to this file")
-	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 300ms cells, 100ms warm-up, 1 round, c=1,8 (explicit flags still win)")
+	fs.IntVar(&o.CopyRows, "copy-rows", o.CopyRows, "rows of each load of the copy section (0: skip it)")
+	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 300ms cells, 100ms warm-up, 1 round, c=1,8, 100,000 copy rows (explicit flags still win)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -94,6 +98,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 		if !set["conc"] {
 			o.Conc = "1,8"
+		}
+		if !set["copy-rows"] {
+			o.CopyRows = 100_000
 		}
 	}
 	if fs.NArg() > 0 {
@@ -171,11 +178,18 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (*results, er
 		}
 	}
 	samples := measure(ctx, p, stderr)
+	var copies []copySample
+	if p.CopyRows > 0 && ctx.Err() == nil {
+		if copies, err = measureCopy(ctx, p.DSN, p.CopyRows, p.Rounds, stderr); err != nil {
+			return nil, err
+		}
+	}
 	pprof.StopCPUProfile()
 	res := &results{
 		Plan:    p,
 		Machine: describeMachine(serverVersion, p.Pgbench, cfg.ConnectionCount),
 		Aggs:    aggregateSamples(samples),
+		Copy:    aggregateCopy(copies),
 		Took:    time.Since(started),
 	}
 	if ctx.Err() != nil {
@@ -201,14 +215,19 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (*results, er
 			return res, nil
 		}
 	}
+	for _, s := range copies {
+		if s.Rows > 0 {
+			return res, nil
+		}
+	}
 	return res, errNoRows
 }
 
 // plan checks o's lists and turns them into a plan.
 func (o options) plan() (plan, error) {
-	p := plan{Duration: o.Duration, Warmup: o.Warmup, Rounds: o.Rounds}
-	if o.Duration <= 0 || o.Warmup < 0 || o.Rounds < 1 {
-		return p, errors.New("-duration must be positive, -warmup not negative and -rounds at least 1")
+	p := plan{Duration: o.Duration, Warmup: o.Warmup, Rounds: o.Rounds, CopyRows: o.CopyRows}
+	if o.Duration <= 0 || o.Warmup < 0 || o.Rounds < 1 || o.CopyRows < 0 {
+		return p, errors.New("-duration must be positive, -warmup and -copy-rows not negative and -rounds at least 1")
 	}
 	for _, s := range splitList(o.Conc) {
 		c, err := strconv.Atoi(s)
@@ -224,8 +243,11 @@ func (o options) plan() (plan, error) {
 	if p.Drivers, err = pick("-drivers", o.Drivers, allDriverNames()); err != nil {
 		return p, err
 	}
+	if len(p.Workloads) == 0 && p.CopyRows > 0 {
+		return p, nil // the copy section only
+	}
 	if len(p.Conc) == 0 || len(p.Workloads) == 0 || len(p.Drivers) == 0 {
-		return p, errors.New("-conc, -workloads and -drivers must not be empty")
+		return p, errors.New("-conc, -workloads and -drivers must not be empty (-workloads may be, with -copy-rows)")
 	}
 	return p, nil
 }

@@ -50,6 +50,7 @@ type results struct {
 	Plan    plan
 	Machine machine
 	Aggs    map[cellKey]*aggregate
+	Copy    []*copyAgg
 	Took    time.Duration
 }
 
@@ -187,6 +188,7 @@ func (r *results) markdown() string {
 			b.WriteString(errs + "\n")
 		}
 	}
+	b.WriteString(copyMarkdown(r.Copy, p.CopyRows))
 	b.WriteString(r.targets())
 	return b.String()
 }

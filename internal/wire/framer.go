@@ -29,7 +29,9 @@ import (
 // returns a made-up ErrorResponse (57014) and ReadyForQuery instead. pgconn
 // ends the statement as it would any failed one and stays usable; the
 // server's real answer, still on its way, is read and dropped by Skip before
-// the connection serves again.
+// the connection serves again. An interrupted COPY FROM STDIN, which pgconn
+// ends with CopyDone, is failed instead (see failCopy), so that the server
+// never commits data the interrupt cut short.
 //
 // It also carries a transaction's deferred BEGIN (ArmBegin): it writes the
 // BEGIN in front of the next extended-protocol write and takes the BEGIN's
@@ -37,6 +39,9 @@ import (
 //
 // Interrupt may be called from any goroutine; every other method is called
 // by the goroutine that uses the connection (pgconn's, or a recovery's).
+// The one overlap is pgconn's CopyFrom, which writes the data from a
+// goroutine of its own while it reads: Write and Read share only atomics
+// then, and lead, which no COPY arms.
 type Framer struct {
 	r  io.Reader
 	nc net.Conn
@@ -161,11 +166,38 @@ func (f *Framer) Write(b []byte) (int, error) {
 	defer f.writing.Store(false)
 	if f.interrupted.Load() {
 		_ = f.nc.SetWriteDeadline(time.Now().Add(writeStall))
+		if isCopyDone(b) {
+			return f.failCopy(b)
+		}
 	}
 	if f.lead == nil {
 		return f.nc.Write(b)
 	}
 	return f.writeLead(b)
+}
+
+// copyDone is the CopyDone message, which pgconn writes on its own to end
+// the data of a COPY FROM STDIN.
+var copyDone = []byte{'c', 0, 0, 0, 4}
+
+func isCopyDone(b []byte) bool { return string(b) == string(copyDone) }
+
+// CopyFailRoutine is the server function that reports a CopyFail: its error
+// has the SQLSTATE of a cancelled statement, 57014, but it answers the
+// client's abort, not a cancel request.
+const CopyFailRoutine = "CopyGetData"
+
+// failCopy writes a CopyFail in place of the CopyDone b, which pgconn sends
+// to end a COPY FROM STDIN also when the error that ended it was made up by
+// an interrupt. The data sent until then may end between two rows, and the
+// server would commit it as a whole copy; the CopyFail makes the server
+// abort it instead. It reports b written.
+func (f *Framer) failCopy(b []byte) (int, error) {
+	msg, _ := (&pgproto3.CopyFail{Message: abandonedMessage}).Encode(nil)
+	if _, err := f.nc.Write(msg); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // errLeadSimple guards the deferred BEGIN's one rule: it may only precede
@@ -402,8 +434,9 @@ func (f *Framer) makeEnd() {
 
 // Skip reads and drops the real end of every statement ended by a made-up
 // one, through its ReadyForQuery. It reports whether the server ended one
-// with 57014 (the cancel request was spent on it) and the transaction status
-// the server reported last. Its reads are bounded by the socket's deadline.
+// with 57014 (the cancel request was spent on it; not the 57014 that
+// answers a CopyFail) and the transaction status the server reported last.
+// Its reads are bounded by the socket's deadline.
 func (f *Framer) Skip() (cancelled bool, status byte, err error) {
 	for f.owed > 0 {
 		if err := f.fill(5); err != nil {
@@ -419,7 +452,7 @@ func (f *Framer) Skip() (cancelled bool, status byte, err error) {
 		switch body := f.held[5:l]; f.held[0] {
 		case 'E':
 			var e pgproto3.ErrorResponse
-			if e.Decode(body) == nil && e.Code == "57014" {
+			if e.Decode(body) == nil && e.Code == "57014" && e.Routine != CopyFailRoutine {
 				cancelled = true
 			}
 		case 'Z':

@@ -359,3 +359,84 @@ func TestFramerInterruptPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFramerFailsInterruptedCopy checks that the CopyDone pgconn sends to
+// end an interrupted COPY FROM STDIN goes out as a CopyFail, so that the
+// server aborts the copy instead of committing the rows sent so far, and
+// that a CopyDone without an interrupt goes out as it is.
+func TestFramerFailsInterruptedCopy(t *testing.T) {
+	for _, interrupted := range []bool{false, true} {
+		client, server := net.Pipe()
+		f := NewFramer(client, client)
+		f.Established(txStatus('I'))
+		fe := pgproto3.NewFrontend(f, f)
+		if interrupted {
+			f.Interrupt()
+		}
+		fe.Send(&pgproto3.CopyDone{})
+		flushed := make(chan error, 1)
+		go func() { flushed <- fe.Flush() }()
+		be := pgproto3.NewBackend(server, nil)
+		m, err := be.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-flushed; err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.CopyFail:
+			if !interrupted || m.Message != abandonedMessage {
+				t.Fatalf("interrupted %v: the server got CopyFail %q", interrupted, m.Message)
+			}
+		case *pgproto3.CopyDone:
+			if interrupted {
+				t.Fatal("an interrupted copy was ended with CopyDone")
+			}
+		default:
+			t.Fatalf("the server got %T", m)
+		}
+		_ = client.Close()
+		_ = server.Close()
+	}
+}
+
+// TestFramerSkipTellsCopyFailFromCancel checks that the 57014 with which
+// the server answers a CopyFail does not count as a spent cancel request.
+func TestFramerSkipTellsCopyFailFromCancel(t *testing.T) {
+	for _, routine := range []string{"ProcessInterrupts", CopyFailRoutine} {
+		fe, f, server := framerPipe(t, 'I')
+		rest := encodeAll(t,
+			&pgproto3.ErrorResponse{Severity: "ERROR", Code: "57014", Message: "m", Routine: routine},
+			&pgproto3.ReadyForQuery{TxStatus: 'I'},
+		)
+		got := make(chan error, 1)
+		go func() {
+			_, err := fe.Receive()
+			got <- err
+		}()
+		// The start of the answer, taken by the framer, then silence.
+		if _, err := server.Write(rest[:1]); err != nil {
+			t.Fatal(err)
+		}
+		f.Interrupt()
+		if err := <-got; err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := receive(t, fe).(*pgproto3.ReadyForQuery); !ok {
+			t.Fatal("no made-up ReadyForQuery")
+		}
+		_ = f.nc.SetReadDeadline(time.Time{})
+		done := serve(t, server, rest[1:])
+		cancelled, _, err := f.Skip()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := routine != CopyFailRoutine; cancelled != want {
+			t.Fatalf("routine %s: cancelled %v, want %v", routine, cancelled, want)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
