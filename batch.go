@@ -320,7 +320,7 @@ func (s *session) describeBatch(ctx context.Context, stmts []batchStmt) (sent bo
 			if sd, ok := res.(*pgconn.StatementDescription); ok {
 				// A pipeline's description lacks what Prepare fills in.
 				sd.Name, sd.SQL = names[k], stmts[i].sql
-				descs[k] = &stmtDesc{sql: stmts[i].sql, sd: sd}
+				descs[k] = &stmtDesc{sql: stmts[i].sql, sd: sd, changesSession: changesSession(stmts[i].sql)}
 			} else {
 				err = fmt.Errorf("pgpurepy: batch: got %T for a description", res)
 			}
@@ -431,6 +431,7 @@ func (s *session) encodeBatch(stmts []batchStmt) error {
 		if st.d == nil {
 			continue
 		}
+		s.dirty = s.dirty || st.d.changesSession
 		n := len(st.args)
 		if n != len(st.d.sd.ParamOIDs) {
 			return &BatchError{Index: i, Err: fmt.Errorf("pgpurepy: statement has %d parameters but %d arguments were given", len(st.d.sd.ParamOIDs), n)}

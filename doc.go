@@ -45,7 +45,9 @@
 // ([Pool.AddConverter], [Pool.AddConverterWithArray]), pooled queries
 // ([Pool.Execute], [Pool.Fetch], [Pool.FetchOne], [Pool.FetchOneOrNone],
 // [Pool.Query]) and checkout of a connection or a transaction
-// ([Pool.Checkout], [Pool.CheckoutInTransaction]), and LISTEN/NOTIFY on a
+// ([Pool.Checkout], [Pool.CheckoutInTransaction]), bulk COPY
+// ([Pool.CopyFrom], [Pool.CopyTo]), batches of statements in one round trip
+// ([Pool.SendBatch]), and LISTEN/NOTIFY on a
 // connection of its own that reconnects by itself ([Pool.Listen],
 // [Listener.Notifications], [ErrNotificationsMissed]).
 //
@@ -66,7 +68,7 @@
 // makes them):
 //
 //	face     driver.go connector.go conn.go rows.go stmt.go tx.go args.go   database/sql
-//	         ext.go row.go stats.go listen.go                                the extension
+//	         ext.go row.go stats.go listen.go copy.go batch.go               the extension
 //	session  dial.go health.go exec.go statements.go naming.go catalog.go
 //	         begin.go finish.go recovery.go session.go                       one connection
 //	parts    decode.go encode.go stmtcache.go registry.go nullable.go cancel.go
@@ -91,6 +93,13 @@
 //   - cancellation: cancel.go (the cancel request), internal/wire (ending
 //     the read at the deadline), recovery.go (draining and settling),
 //     finish.go (the caller's error);
+//   - COPY (beyond the seed): copy.go (CopyFrom, CopyTo, the encoder),
+//     internal/wire (an interrupted COPY is failed, never committed), and
+//     recovery.go (the 57014 that answers a CopyFail is not a spent cancel);
+//   - batches (beyond the seed): batch.go (new texts described together,
+//     every argument encoded before anything is sent, one pipeline with a
+//     Sync per statement, the guard of a carried BEGIN), internal/wire
+//     (Framer.Pipelined: the made-up ends of a cancelled pipeline);
 //   - LISTEN/NOTIFY (beyond the seed): listen.go (a Listener with its own
 //     session from dial.go, reconnects, the missed marker), dial.go
 //     (OnNotification forwards to the session's listener);
@@ -116,6 +125,9 @@
 //     closed by a conn that no longer holds its session hands it over
 //     through closedStmts, which has a mutex of its own.
 //
+//   - During Conn.CopyFrom, pgconn's CopyFrom runs on a helper goroutine
+//     while the holder runs the source and encodes rows; the holder uses
+//     the session again only after the helper returned.
 //   - A Listener's session belongs to the goroutine that ranges over it (or
 //     Listen's, before a range starts). Only an interrupt runs elsewhere,
 //     when the listener's context ends or Close is called: under
