@@ -128,6 +128,7 @@
 //   - During Conn.CopyFrom, pgconn's CopyFrom runs on a helper goroutine
 //     while the holder runs the source and encodes rows; the holder uses
 //     the session again only after the helper returned.
+//
 //   - A Listener's session belongs to the goroutine that ranges over it (or
 //     Listen's, before a range starts). Only an interrupt runs elsewhere,
 //     when the listener's context ends or Close is called: under
