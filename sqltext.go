@@ -120,29 +120,60 @@ func dollarTag(s string) (string, bool) {
 // set_config), a LISTEN, a temporary object, a prepared statement or cursor
 // of its own, a session-level advisory lock. It reads the text, so it can
 // be fooled (a function that runs SET); it errs towards yes, which costs a
-// reset round trip when the session is released.
+// reset round trip when the session is released. It allocates nothing: it
+// runs for every COMMIT.
 func changesSession(sql string) bool {
-	for _, stmt := range strings.Split(strings.ToLower(sql), ";") {
-		words := strings.Fields(stmt)
-		for len(words) > 0 && strings.HasPrefix(words[0], "--") {
-			words = words[1:]
-		}
-		if len(words) == 0 {
-			continue
-		}
-		switch words[0] {
-		case "set":
-			if len(words) < 2 || words[1] != "local" && words[1] != "transaction" {
+	for rest := sql; rest != ""; {
+		var stmt string
+		stmt, rest, _ = strings.Cut(rest, ";")
+		first, after := nextWord(stmt)
+		switch {
+		case strings.EqualFold(first, "set"):
+			second, _ := nextWord(after)
+			if !strings.EqualFold(second, "local") && !strings.EqualFold(second, "transaction") {
 				return true
 			}
-		case "reset", "listen", "prepare", "declare":
+		case strings.EqualFold(first, "reset"), strings.EqualFold(first, "listen"),
+			strings.EqualFold(first, "prepare"), strings.EqualFold(first, "declare"):
 			return true
-		case "create":
-			if len(words) > 1 && (words[1] == "temp" || words[1] == "temporary" || words[1] == "local" && len(words) > 2 && strings.HasPrefix(words[2], "temp")) {
+		case strings.EqualFold(first, "create"):
+			second, after := nextWord(after)
+			if strings.EqualFold(second, "local") {
+				second, _ = nextWord(after)
+			}
+			if strings.EqualFold(second, "temp") || strings.EqualFold(second, "temporary") {
 				return true
 			}
 		}
-		if strings.Contains(stmt, "set_config") || strings.Contains(stmt, "advisory_lock") && !strings.Contains(stmt, "advisory_xact_lock") {
+		if containsFold(stmt, "set_config") || containsFold(stmt, "advisory_lock") && !containsFold(stmt, "advisory_xact_lock") {
+			return true
+		}
+	}
+	return false
+}
+
+// nextWord returns the first word of s, after blanks and line comments,
+// and what follows it.
+func nextWord(s string) (word, rest string) {
+	for {
+		s = strings.TrimLeft(s, " \t\r\n")
+		if !strings.HasPrefix(s, "--") {
+			break
+		}
+		_, s, _ = strings.Cut(s, "\n")
+	}
+	end := strings.IndexAny(s, " \t\r\n(")
+	if end < 0 {
+		return s, ""
+	}
+	return s[:end], s[end:]
+}
+
+// containsFold reports whether s contains sub, an ASCII lower-case word,
+// in any case.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
 			return true
 		}
 	}

@@ -36,3 +36,31 @@ func FuzzSingleStatement(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) { singleStatement(s) })
 }
+
+func TestChangesSession(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"COMMIT":                          false,
+		"SELECT 1":                        false,
+		"SET search_path TO app":          true,
+		"set local statement_timeout = 5": false,
+		"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE": false,
+		"  -- a comment\n  RESET ALL":                  true,
+		"LISTEN jobs":                                  true,
+		"CREATE TEMP TABLE t (v int)":                  true,
+		"create local temporary table t (v int)":       true,
+		"CREATE TABLE t (v int)":                       false,
+		"SELECT pg_advisory_lock(1)":                   true,
+		"SELECT pg_advisory_xact_lock(1)":              false,
+		"SELECT set_config('a.b', 'c', false)":         true,
+		"BEGIN; SET x = 1; COMMIT":                     true,
+		"PREPARE p AS SELECT 1":                        true,
+		"DECLARE c CURSOR WITH HOLD FOR SELECT 1":      true,
+	} {
+		if got := changesSession(sql); got != want {
+			t.Errorf("changesSession(%q) = %v, want %v", sql, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { changesSession("COMMIT") }); n != 0 {
+		t.Errorf("changesSession(COMMIT) allocates %v times", n)
+	}
+}
