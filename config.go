@@ -202,8 +202,13 @@ func ParseConfig(dsn string) (*Config, error) {
 		return nil, dsnError(err)
 	}
 	c := &Config{ConnConfig: cc}
-	// Unknown keys land in RuntimeParams; ours are removed from there so that
-	// they are never sent to the server as settings.
+	// Unknown keys land in RuntimeParams; ours, and other drivers' (see
+	// foreignKeys), are removed from there so that they are never sent
+	// to the server as settings.
+	from, err := takeForeignKeys(cc.RuntimeParams)
+	if err != nil {
+		return nil, err
+	}
 	for _, k := range dsnKeys {
 		v, ok := cc.RuntimeParams[k.name]
 		if !ok {
@@ -211,7 +216,11 @@ func ParseConfig(dsn string) (*Config, error) {
 		}
 		delete(cc.RuntimeParams, k.name)
 		if err := k.apply(c, strings.TrimSpace(v)); err != nil {
-			return nil, &ConfigError{Key: k.name, Err: err}
+			key := k.name
+			if f, ok := from[k.name]; ok {
+				key = f
+			}
+			return nil, &ConfigError{Key: key, Err: err}
 		}
 	}
 	return c, nil
@@ -259,4 +268,79 @@ func (c *Config) Copy() *Config {
 	n := *c
 	n.ConnConfig = c.ConnConfig.Copy()
 	return &n
+}
+
+// foreignKey is a DSN key of another Go driver that a DSN brings along when
+// code moves to pgpurepy. pgconn does not know these keys and would send
+// them to the server as settings, which refuses the connection ("unrecognized
+// configuration parameter"), so ParseConfig translates each to a key of our
+// own or takes it out. The README's table of them is compared with this one
+// by a test.
+type foreignKey struct {
+	name, driver string
+	// ours is the key of ours it sets; empty when it has no effect here.
+	ours string
+	// translate maps the value to one of ours; nil passes it unchanged.
+	translate func(string) (string, error)
+	doc       string
+}
+
+var foreignKeys = []foreignKey{
+	{"default_query_exec_mode", "pgx", "query_mode", execMode, "`cache_statement` is `auto`; `cache_describe`, `describe_exec`, `exec` and `simple_protocol` are `describe` (nothing named is left on the server; arguments are never interpolated)"},
+	{"description_cache_capacity", "pgx", "", nil, "no effect: descriptions are kept in the statement cache"},
+	{"pool_max_conns", "pgxpool", "connection_count", nil, "`connection_count`"},
+	{"pool_min_conns", "pgxpool", "min_connections", nil, "`min_connections`"},
+	{"pool_max_conn_lifetime", "pgxpool", "max_conn_lifetime", nil, "`max_conn_lifetime`"},
+	{"pool_max_conn_lifetime_jitter", "pgxpool", "max_conn_lifetime_jitter", nil, "`max_conn_lifetime_jitter`"},
+	{"pool_max_conn_idle_time", "pgxpool", "max_conn_idle_time", nil, "`max_conn_idle_time`"},
+	{"pool_min_idle_conns", "pgxpool", "", nil, "no effect: the pool keeps all its connections open"},
+	{"pool_health_check_period", "pgxpool", "", nil, "no effect: a checkout checks the connection it hands out (`ping_after_idle`), and lifetimes are enforced as they pass"},
+	{"pool_ping_timeout", "pgxpool", "", nil, "no effect: a checkout's ping is bounded by the caller's context"},
+	{"binary_parameters", "lib/pq", "", nil, "no effect: arguments are sent in binary wherever their type allows"},
+	{"disable_prepared_binary_result", "lib/pq", "", nil, "no effect: results are read in binary wherever their type allows"},
+}
+
+// execMode translates pgx's default_query_exec_mode.
+func execMode(v string) (string, error) {
+	switch v {
+	case "cache_statement":
+		return QueryModeAuto, nil
+	case "cache_describe", "describe_exec", "exec", "simple_protocol":
+		return QueryModeDescribe, nil
+	}
+	return "", errors.New("must be one of pgx's modes: cache_statement, cache_describe, describe_exec, exec, simple_protocol")
+}
+
+// takeForeignKeys takes the other drivers' keys out of params (pgconn's
+// RuntimeParams) and sets our own keys they stand for. It returns, for each
+// key of ours it set, the key the DSN wrote, so that an error names the key
+// the user wrote. A key of ours set next to a foreign key for it is an
+// error: which one to keep is the user's choice, not ours.
+func takeForeignKeys(params map[string]string) (from map[string]string, err error) {
+	for _, k := range foreignKeys {
+		v, ok := params[k.name]
+		if !ok {
+			continue
+		}
+		delete(params, k.name)
+		if k.ours == "" {
+			continue
+		}
+		if _, both := params[k.ours]; both {
+			return nil, &ConfigError{Key: k.name, Err: fmt.Errorf("%s's key for %s, which the DSN sets too; keep one of them", k.driver, k.ours)}
+		}
+		v = strings.TrimSpace(v)
+		if k.translate != nil {
+			var err error
+			if v, err = k.translate(v); err != nil {
+				return nil, &ConfigError{Key: k.name, Err: err}
+			}
+		}
+		params[k.ours] = v
+		if from == nil {
+			from = make(map[string]string)
+		}
+		from[k.ours] = k.name
+	}
+	return from, nil
 }

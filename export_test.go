@@ -57,3 +57,18 @@ func BeginWith(ctx context.Context, c *Conn, begin string) (driver.Tx, error) {
 	c.c.s.begin = begin
 	return tx, nil
 }
+
+// ForeignKey is one row of config.go's table of other drivers' DSN
+// keys; Ours is empty for a key that has no effect.
+type ForeignKey struct{ Name, Driver, Ours, Doc string }
+
+// ForeignKeys returns that table, which nothing public lists.
+// TestForeignKeysEachTranslated sets every key in a DSN, and
+// TestREADMEListsForeignKeys compares the table with the README's.
+func ForeignKeys() []ForeignKey {
+	keys := make([]ForeignKey, len(foreignKeys))
+	for i, k := range foreignKeys {
+		keys[i] = ForeignKey{Name: k.name, Driver: k.driver, Ours: k.ours, Doc: k.doc}
+	}
+	return keys
+}
