@@ -106,7 +106,15 @@ func (c *conn) bind(ctx context.Context) error {
 		ctx = at.TraceAcquireStart(ctx)
 	}
 	res, err := c.pool.Acquire(ctx)
-	if err != nil {
+	var open *pool.OpenError
+	switch {
+	case err == nil:
+	case errors.As(err, &open):
+		// The dial's own error says what went wrong and where.
+		err = open.Err
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		err = fmt.Errorf("pgpurepy: waiting for a connection: %w", ctx.Err())
+	default:
 		err = fmt.Errorf("pgpurepy: acquire connection: %w", err)
 	}
 	if at != nil {

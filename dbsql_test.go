@@ -991,3 +991,25 @@ func TestRowsClosedEarly(t *testing.T) {
 	}
 	dbsqlCheckWorks(t, conn)
 }
+
+// A caller whose context ends while every connection is busy gets an error
+// that says it waited for a connection, wrapping the context's error.
+func TestAcquireWaitError(t *testing.T) {
+	t.Parallel()
+	db, _ := openDB(t, "connection_count=1")
+	db.SetMaxOpenConns(2)
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err = db.ExecContext(ctx, "SELECT 1")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the context's deadline", err)
+	}
+	if want := "pgpurepy: waiting for a connection: context deadline exceeded"; err.Error() != want {
+		t.Errorf("got %q, want %q", err, want)
+	}
+}

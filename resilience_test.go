@@ -464,6 +464,9 @@ func resRequireConnectError(t testing.TB, err, ctxErr error) {
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("error does not say the server cannot be reached: %v (%T)", err, err)
 	}
+	if msg := err.Error(); strings.Count(msg, "pgpurepy:") != 1 || strings.Contains(msg, "pool:") {
+		t.Fatalf("error repeats its prefix or names the driver's internals: %v", err)
+	}
 	t.Logf("error while unreachable: %v", err)
 }
 

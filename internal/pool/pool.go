@@ -32,6 +32,16 @@ import (
 // were waiting in Acquire when Close was called.
 var ErrClosed = errors.New("pool: closed")
 
+// OpenError is what callers waiting in Acquire get when the Open that was to
+// serve them failed: Err is the Open func's error, unchanged.
+type OpenError struct{ Err error }
+
+// Error prefixes the Open func's error.
+func (e *OpenError) Error() string { return "pool: open: " + e.Err.Error() }
+
+// Unwrap returns the Open func's error.
+func (e *OpenError) Unwrap() error { return e.Err }
+
 // Reasons under which the pool itself closes resources; see Stats.Closed.
 // Resource.Destroy adds whatever reason its caller passes.
 const (
@@ -514,7 +524,7 @@ func (p *Pool[T]) openOne() error {
 			// Only callers that waited when the Open began get its error:
 			// it tells of the server as it was then (starting up, say),
 			// and later callers wait for the next Open.
-			p.failWaitersLocked(fmt.Errorf("pool: open: %w", err), now, start)
+			p.failWaitersLocked(&OpenError{Err: err}, now, start)
 		}
 		p.mu.Unlock()
 		return err
