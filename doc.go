@@ -57,7 +57,7 @@
 // through pgconn, and takes out the pool's own keys (connection_count,
 // min_connections, query_mode, statement_cache_capacity, ping_after_idle, cancel_grace,
 // max_cancel_dials, max_conn_lifetime, max_conn_lifetime_jitter,
-// max_conn_idle_time, keepalive_interval). [NewConnectorConfig] takes a
+// max_conn_idle_time, keepalive_interval, load_balance_hosts). [NewConnectorConfig] takes a
 // [Config] with a logger, a tracer or a BeforeConnect hook set; [OpenDB]
 // opens a *sql.DB with database/sql limits that suit the pool.
 //
