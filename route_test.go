@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -276,6 +277,60 @@ func TestRoutePreferStandby(t *testing.T) {
 		if err != nil {
 			t.Errorf("Checkout with the mark: %v", err)
 		}
+	})
+
+	t.Run("concurrent", func(t *testing.T) {
+		// Marked and unmarked statements and transactions from many
+		// goroutines share both pools, and each lands where it should.
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 25 {
+					var standby bool
+					var port int
+					var err error
+					want := S
+					switch (g + i) % 4 {
+					case 0:
+						standby, port, err = routeOn(mark, db)
+					case 1:
+						standby, port, err = routeRowOn(x.FetchOne(mark, routeWhere))
+					case 2:
+						want = P
+						standby, port, err = routeOn(ctx, db)
+					case 3:
+						want = P
+						err = x.CheckoutInTransaction(mark, func(c *pgpurepy.Conn) error {
+							var err error
+							standby, port, err = routeRowOn(c.FetchOne(mark, routeWhere))
+							return err
+						})
+					}
+					routeExpect(t, fmt.Sprintf("goroutine %d, statement %d", g, i), want, pair, standby, port, err)
+				}
+			})
+		}
+		wg.Wait()
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		// A marked statement whose context ends is cancelled on the
+		// standby, and its connection recovers as any other.
+		before := x.Stats()
+		cctx, ccancel := context.WithTimeout(mark, 100*time.Millisecond)
+		defer ccancel()
+		_, err := db.ExecContext(cctx, "SELECT pg_sleep(30)")
+		assertCtxErr(t, err, context.DeadlineExceeded)
+		resPoll(t, "the cancelled standby connection kept", func() (bool, string) {
+			st := x.Stats()
+			return st.CancelsKept == before.CancelsKept+1 && st.Recovering == 0, fmt.Sprintf("%+v", st)
+		})
+		if st := x.Stats(); st.CancelsLost != before.CancelsLost || st.StandbyStatements != before.StandbyStatements+1 {
+			t.Errorf("CancelsLost went from %d to %d, StandbyStatements from %d to %d; want one more on a standby and no loss",
+				before.CancelsLost, st.CancelsLost, before.StandbyStatements, st.StandbyStatements)
+		}
+		standby, port, err := routeOn(mark, db)
+		routeExpect(t, "marked read after the cancel", S, pair, standby, port, err)
 	})
 
 	t.Run("stats", func(t *testing.T) {
