@@ -357,7 +357,9 @@ func (c *conn) Ping(ctx context.Context) error {
 
 // ResetSession runs before database/sql reuses a parked connection: it
 // checks a session out of the pool, waiting in line with every other caller
-// and bounded by ctx. The pool's checkout runs the health check.
+// and bounded by ctx. The pool's checkout runs the health check. With a
+// context marked by PreferStandby it leaves the checkout to the call that
+// follows (see waitsForStatement).
 func (c *conn) ResetSession(ctx context.Context) error {
 	if c.s != nil && !c.s.healthy() {
 		return driver.ErrBadConn

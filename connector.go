@@ -138,7 +138,10 @@ func OpenDB(dsn string) (*sql.DB, error) {
 // Connect checks a connection out of the pool, waiting first come first
 // served while all are busy. It returns ctx's error when ctx ends first, and
 // a connection error (wrapped, never with the password) when the server
-// cannot be reached and the pool holds no connection.
+// cannot be reached and the pool holds no connection. With a context
+// marked by PreferStandby, on a pool whose DSN lists several hosts, it
+// checks nothing out and never fails: the connection's first call does,
+// from the standby pool for a statement and from the pool otherwise.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	cn := &conn{pool: c.pool, sh: c.sh, standby: c.standby}
 	if cn.waitsForStatement(ctx) {
