@@ -394,12 +394,22 @@ func TestRouteStandbyDown(t *testing.T) {
 	failed := routeWaitOn(t, "marked read on the primary, standby down", db, mark, pair, P)
 	t.Logf("%d marked reads failed while the pool saw the standby go", failed)
 	counted := x.Stats().StandbyStatements
-	for i := range 20 {
-		standby, port, err := routeOn(mark, db)
-		routeExpect(t, fmt.Sprintf("marked read %d, standby down", i), P, pair, standby, port, err)
-		standby, port, err = routeRowOn(x.FetchOne(mark, routeWhere))
-		routeExpect(t, fmt.Sprintf("marked FetchOne %d, standby down", i), P, pair, standby, port, err)
+	// More readers than connection_count, for longer than the second
+	// after which the pool tries a standby again, so that those tries
+	// meet statements in flight: none may fail.
+	var wg sync.WaitGroup
+	start := time.Now()
+	for g := range 6 {
+		wg.Go(func() {
+			for i := 0; time.Since(start) < 2500*time.Millisecond; i++ {
+				standby, port, err := routeOn(mark, db)
+				routeExpect(t, fmt.Sprintf("reader %d, marked read %d, standby down", g, i), P, pair, standby, port, err)
+				standby, port, err = routeRowOn(x.FetchOne(mark, routeWhere))
+				routeExpect(t, fmt.Sprintf("reader %d, marked FetchOne %d, standby down", g, i), P, pair, standby, port, err)
+			}
+		})
 	}
+	wg.Wait()
 	if st := x.Stats(); st.StandbyStatements != counted || st.StandbyConnections != 0 {
 		t.Errorf("standby down: StandbyStatements went from %d to %d, StandbyConnections %d; want no change and 0",
 			counted, st.StandbyStatements, st.StandbyConnections)

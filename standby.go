@@ -32,9 +32,12 @@ type preferStandbyKey struct{}
 // connections, opened on the first marked statement with
 // target_session_attrs=standby. When no standby can be reached the marked
 // statements run on the pool's own connections, as with libpq's
-// prefer-standby, and the standby is tried again a second later. A
+// prefer-standby, without waiting for the connection attempts: the pool
+// looks for a standby again in the background about once a second. A
 // connection whose standby was promoted is replaced. The context's end
-// cancels a marked statement as any other.
+// cancels a marked statement as any other; it is the only error of
+// waiting for a connection that a marked statement returns while the
+// primary's pool is up.
 func PreferStandby(ctx context.Context) context.Context {
 	return context.WithValue(ctx, preferStandbyKey{}, true)
 }
@@ -58,6 +61,11 @@ type standby struct {
 	// retryAt is when marked statements try a standby again (Unix
 	// nanoseconds) after none could be reached.
 	retryAt atomic.Int64
+	// down is set once no standby could be reached, until a marked
+	// statement gets a standby's session again. While it is set and the
+	// pool holds no session, the next attempt dials in the background:
+	// a statement waiting for it could wait for the pool's backoff too.
+	down atomic.Bool
 }
 
 // forStandby returns what the sessions of sh's standby pool share: the
@@ -84,13 +92,26 @@ func (sh *shared) forStandby() *shared {
 // error when no standby can be reached: the caller then runs the statement
 // on the primary pool. Its errors are ctx's and the closed pool's.
 func (sb *standby) acquire(ctx context.Context) (*pool.Resource[*session], error) {
-	if time.Now().UnixNano() < sb.retryAt.Load() {
+	now := time.Now()
+	if now.UnixNano() < sb.retryAt.Load() {
+		return nil, nil
+	}
+	if sb.down.Load() && sb.pool.Total() == 0 {
+		sb.retryAt.Store(now.Add(standbyRetryAfter).UnixNano())
+		sb.pool.Start(1)
 		return nil, nil
 	}
 	res, err := sb.pool.Acquire(ctx)
-	if err == nil || ctx.Err() != nil || errors.Is(err, pool.ErrClosed) {
-		return res, err
+	if err == nil {
+		if sb.down.Load() {
+			sb.down.Store(false)
+		}
+		return res, nil
 	}
+	if ctx.Err() != nil || errors.Is(err, pool.ErrClosed) {
+		return nil, err
+	}
+	sb.down.Store(true)
 	sb.retryAt.Store(time.Now().Add(standbyRetryAfter).UnixNano())
 	sb.log.warn("no standby reachable: marked reads run on the primary", "err", err)
 	return nil, nil
