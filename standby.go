@@ -35,9 +35,8 @@ type preferStandbyKey struct{}
 // prefer-standby, without waiting for the connection attempts: the pool
 // looks for a standby again in the background about once a second. A
 // connection whose standby was promoted is replaced. The context's end
-// cancels a marked statement as any other; it is the only error of
-// waiting for a connection that a marked statement returns while the
-// primary's pool is up.
+// cancels a marked statement as any other, and while a marked statement
+// waits for a standby's connection it returns the context's error.
 func PreferStandby(ctx context.Context) context.Context {
 	return context.WithValue(ctx, preferStandbyKey{}, true)
 }
