@@ -83,6 +83,13 @@ type Config struct {
 	// KeepaliveInterval pings idle connections this often so that a proxy's
 	// idle timeout never closes them; zero disables it (keepalive_interval).
 	KeepaliveInterval time.Duration
+	// LoadBalanceHosts, set by load_balance_hosts=random, has each new
+	// connection try the hosts of a multi-host DSN in a random order, as
+	// libpq does, instead of in the order listed (load_balance_hosts=disable,
+	// the default). target_session_attrs still decides which host a
+	// connection keeps, so the connections spread over the hosts that
+	// qualify.
+	LoadBalanceHosts bool
 
 	// BeforeConnect, when set, is called before each connection is dialled
 	// with a copy of the connection settings, which it may change: a
@@ -158,6 +165,13 @@ var dsnKeys = []dsnKey{
 	{"max_conn_lifetime_jitter", "0", "", "random extra lifetime per connection", durationKey(func(c *Config) *time.Duration { return &c.MaxConnLifetimeJitter })},
 	{"max_conn_idle_time", "0", "", "replace connections idle longer than this (0 = never)", durationKey(func(c *Config) *time.Duration { return &c.MaxConnIdleTime })},
 	{"keepalive_interval", "0", "", "ping idle connections this often, below a proxy's idle timeout (0 = off)", durationKey(func(c *Config) *time.Duration { return &c.KeepaliveInterval })},
+	{"load_balance_hosts", "disable", "", "`random`: each new connection tries the hosts of a multi-host DSN in a random order, as in libpq (pgx v5 lacks it); `disable`: in the order listed", func(c *Config, v string) error {
+		if v != "disable" && v != "random" {
+			return errors.New(`must be "disable" or "random"`)
+		}
+		c.LoadBalanceHosts = v == "random"
+		return nil
+	}},
 }
 
 func durationKey(field func(*Config) *time.Duration) func(*Config, string) error {

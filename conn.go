@@ -29,9 +29,17 @@ import (
 type conn struct {
 	pool *pool.Pool[*session]
 	sh   *shared
+	// standby is the pool's standby pool, nil unless its DSN lists several
+	// hosts (see PreferStandby).
+	standby *standby
 	// s and res are the bound session; nil while parked.
 	s   *session
 	res *pool.Resource[*session]
+	// routed is set while s is bound for one statement whose context asks
+	// for a standby. The statement's end gives s back, so that the next
+	// statement, of a *sql.Conn say, binds afresh and a write never
+	// inherits a standby's session.
+	routed bool
 	// txTrace is the TxTracer's context of the transaction open on c, which
 	// its statements' TraceQueryStart can read with TxTraceContext.
 	txTrace context.Context
@@ -64,8 +72,13 @@ func (c *conn) Prepare(query string) (driver.Stmt, error) {
 // PrepareContext describes query on the server (and, in the prepare query
 // mode, keeps it prepared in the connection's statement cache).
 func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	if err := c.bind(ctx); err != nil {
+	if err := c.bindStmt(ctx); err != nil {
 		return nil, err
+	}
+	if c.routed {
+		// The statement runs on whatever session its conn holds then,
+		// and prepares itself there (see stmt).
+		defer c.unbind()
 	}
 	s := c.s
 	if err := s.start(ctx); err != nil {
@@ -101,11 +114,52 @@ func (c *conn) bind(ctx context.Context) error {
 	if c.s != nil {
 		return nil
 	}
+	return c.acquire(ctx, false)
+}
+
+// waitsForStatement reports whether a conn without a session should stay
+// so until its next call: database/sql checks a conn out (Connect,
+// ResetSession) before it says what for, and with a context that asks for
+// a standby only the call tells an autocommit statement, which goes there,
+// from a transaction, which does not.
+func (c *conn) waitsForStatement(ctx context.Context) bool {
+	return c.standby != nil && c.s == nil && prefersStandby(ctx)
+}
+
+// bindStmt binds c for a statement outside a transaction or a Prepare.
+// When ctx asks for a standby and c holds no session (see
+// waitsForStatement), it takes one for this statement only (routed).
+func (c *conn) bindStmt(ctx context.Context) error {
+	if !c.waitsForStatement(ctx) {
+		return c.bind(ctx)
+	}
+	if err := c.acquire(ctx, true); err != nil {
+		return err
+	}
+	c.routed = true
+	return nil
+}
+
+// acquire checks a session out for c: from the standby pool when
+// onStandby is set and a standby can be reached, else from the pool.
+func (c *conn) acquire(ctx context.Context, onStandby bool) error {
 	at := c.sh.trace.acquire
 	if at != nil {
 		ctx = at.TraceAcquireStart(ctx)
 	}
-	res, err := c.pool.Acquire(ctx)
+	var (
+		res *pool.Resource[*session]
+		err error
+	)
+	if onStandby {
+		res, err = c.standby.acquire(ctx)
+		if res != nil {
+			c.sh.stats.standbyStatements.Add(1)
+		}
+	}
+	if res == nil && err == nil {
+		res, err = c.pool.Acquire(ctx)
+	}
 	var open *pool.OpenError
 	switch {
 	case err == nil:
@@ -127,14 +181,14 @@ func (c *conn) bind(ctx context.Context) error {
 	return nil
 }
 
-// unbind gives c's session back to the pool, or has it replaced when it
-// cannot be reused.
+// unbind gives c's session back to the pool it came from, or has it
+// replaced when it cannot be reused.
 func (c *conn) unbind() {
 	if c.s == nil {
 		return
 	}
 	c.s.release(c.res, c.resetState)
-	c.s, c.res, c.txTrace = nil, nil, nil
+	c.s, c.res, c.txTrace, c.routed = nil, nil, nil, false
 }
 
 // Begin is the context-free form of BeginTx.
@@ -171,16 +225,18 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 // ExecContext runs query and reports the rows it affected. Text with
 // several statements (and no arguments) runs with the simple protocol.
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if err := c.bind(ctx); err != nil {
+	if err := c.bindStmt(ctx); err != nil {
 		return nil, err
 	}
 	query, args, opts, err := takeOptions(ctx, query, args)
 	if err != nil {
+		c.endRouted()
 		return nil, err
 	}
 	ctx = c.traceStart(ctx, query, args)
 	tag, err := c.exec(ctx, query, args, &opts)
 	c.traceEnd(ctx, tag.String(), err)
+	c.endRouted()
 	if err != nil {
 		return nil, err
 	}
@@ -216,20 +272,30 @@ func (c *conn) execSimple(ctx context.Context, query string) (pgconn.CommandTag,
 // statements (and no arguments) runs with the simple protocol, and the
 // result sets after the first are reached with NextResultSet.
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if err := c.bind(ctx); err != nil {
+	if err := c.bindStmt(ctx); err != nil {
 		return nil, err
 	}
 	query, args, opts, err := takeOptions(ctx, query, args)
 	if err != nil {
+		c.endRouted()
 		return nil, err
 	}
 	ctx = c.traceStart(ctx, query, args)
 	r, err := c.query(ctx, query, args, &opts)
 	if err != nil {
 		c.traceEnd(ctx, "", err)
+		c.endRouted()
 		return nil, err
 	}
 	return r, nil
+}
+
+// endRouted gives back the session of a routed statement that ended (see
+// conn.routed); rows.Close calls it for a query.
+func (c *conn) endRouted() {
+	if c.routed {
+		c.unbind()
+	}
 }
 
 func (c *conn) query(ctx context.Context, query string, args []driver.NamedValue, o *queryOptions) (*rows, error) {
@@ -299,10 +365,15 @@ func (c *conn) Ping(ctx context.Context) error {
 
 // ResetSession runs before database/sql reuses a parked connection: it
 // checks a session out of the pool, waiting in line with every other caller
-// and bounded by ctx. The pool's checkout runs the health check.
+// and bounded by ctx. The pool's checkout runs the health check. With a
+// context marked by PreferStandby it leaves the checkout to the call that
+// follows (see waitsForStatement).
 func (c *conn) ResetSession(ctx context.Context) error {
 	if c.s != nil && !c.s.healthy() {
 		return driver.ErrBadConn
+	}
+	if c.waitsForStatement(ctx) {
+		return nil
 	}
 	return c.bind(ctx)
 }

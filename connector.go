@@ -19,6 +19,9 @@ import (
 type Connector struct {
 	sh   *shared
 	pool *pool.Pool[*session]
+	// standby is the pool of standby connections for the statements marked
+	// with PreferStandby; nil unless the DSN lists several hosts.
+	standby *standby
 	// endLife ends sh.life: cancel requests and recoveries stop.
 	endLife context.CancelFunc
 }
@@ -77,6 +80,28 @@ func NewConnectorConfig(cfg *Config) (*Connector, error) {
 		log:   log,
 		life:  life,
 	}
+	pl, err := newPool(sh)
+	if err != nil {
+		endLife()
+		return nil, err
+	}
+	c := &Connector{sh: sh, pool: pl, endLife: endLife}
+	if multiHost(cfg.ConnConfig) {
+		spl, err := newPool(sh.forStandby())
+		if err != nil {
+			pl.Close()
+			endLife()
+			return nil, err
+		}
+		c.standby = &standby{pool: spl, log: log}
+	}
+	pl.Start(cfg.MinConnections)
+	return c, nil
+}
+
+// newPool returns a pool of sessions that share sh. It opens nothing.
+func newPool(sh *shared) (*pool.Pool[*session], error) {
+	cfg := sh.cfg
 	pl, err := pool.New(pool.Config[*session]{
 		Size:              cfg.ConnectionCount,
 		Open:              sh.open,
@@ -89,11 +114,9 @@ func NewConnectorConfig(cfg *Config) (*Connector, error) {
 		Keepalive:         keepalive(cfg.KeepaliveInterval),
 	})
 	if err != nil {
-		endLife()
 		return nil, fmt.Errorf("pgpurepy: %w", err)
 	}
-	pl.Start(cfg.MinConnections)
-	return &Connector{sh: sh, pool: pl, endLife: endLife}, nil
+	return pl, nil
 }
 
 // OpenDB returns a *sql.DB on a new Connector for dsn. database/sql's idle
@@ -115,9 +138,15 @@ func OpenDB(dsn string) (*sql.DB, error) {
 // Connect checks a connection out of the pool, waiting first come first
 // served while all are busy. It returns ctx's error when ctx ends first, and
 // a connection error (wrapped, never with the password) when the server
-// cannot be reached and the pool holds no connection.
+// cannot be reached and the pool holds no connection. With a context
+// marked by PreferStandby, on a pool whose DSN lists several hosts, it
+// checks nothing out and never fails: the connection's first call does,
+// from the standby pool for a statement and from the pool otherwise.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	cn := &conn{pool: c.pool, sh: c.sh}
+	cn := &conn{pool: c.pool, sh: c.sh, standby: c.standby}
+	if cn.waitsForStatement(ctx) {
+		return cn, nil
+	}
 	if err := cn.bind(ctx); err != nil {
 		return nil, err
 	}
@@ -129,5 +158,8 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 func (c *Connector) Close() error {
 	c.endLife()
 	c.pool.Close()
+	if c.standby != nil {
+		c.standby.pool.Close()
+	}
 	return nil
 }

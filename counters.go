@@ -18,4 +18,7 @@ type counters struct {
 	// listeners counts the open listeners (listen.go), each with a
 	// session outside the pool.
 	listeners atomic.Int64
+	// standbyStatements counts the statements marked with PreferStandby
+	// that got a standby's session.
+	standbyStatements atomic.Uint64
 }

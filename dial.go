@@ -30,6 +30,10 @@ func (sh *shared) open(ctx context.Context) (*session, error) {
 			return nil, fmt.Errorf("pgpurepy: connect: BeforeConnect: %w", err)
 		}
 	}
+	// After BeforeConnect, so that hosts it sets are balanced too.
+	if sh.cfg.LoadBalanceHosts {
+		shuffleHosts(cc)
+	}
 	var (
 		mu      sync.Mutex
 		framers []*wire.Framer

@@ -51,15 +51,23 @@
 // connection of its own that reconnects by itself ([Pool.Listen],
 // [Listener.Notifications], [ErrNotificationsMissed]).
 //
+// # Read routing
+//
+// For a DSN that lists several hosts, [PreferStandby] marks a context whose
+// autocommit statements run on a standby, from a second pool opened on the
+// first of them; transactions and checkouts stay on the primary, and when
+// no standby can be reached the marked statements run there too.
+// load_balance_hosts=random spreads the connections over the hosts.
+//
 // # Configuration
 //
 // [ParseConfig] reads URL and keyword/value DSNs and the PG* environment
 // through pgconn, and takes out the pool's own keys (connection_count,
 // min_connections, query_mode, statement_cache_capacity, ping_after_idle, cancel_grace,
 // max_cancel_dials, max_conn_lifetime, max_conn_lifetime_jitter,
-// max_conn_idle_time, keepalive_interval), and the keys of pgx, pgxpool and
-// lib/pq that a DSN brings along (pool_max_conns, default_query_exec_mode,
-// ...), which it translates to ours. [NewConnectorConfig] takes a
+// max_conn_idle_time, keepalive_interval, load_balance_hosts), and the keys
+// of pgx, pgxpool and lib/pq that a DSN brings along (pool_max_conns,
+// default_query_exec_mode, ...), which it translates to ours. [NewConnectorConfig] takes a
 // [Config] with a logger, a tracer or a BeforeConnect hook set; [OpenDB]
 // opens a *sql.DB with database/sql limits that suit the pool.
 //
@@ -73,8 +81,9 @@
 //	         ext.go row.go stats.go listen.go copy.go batch.go               the extension
 //	session  dial.go health.go exec.go statements.go naming.go catalog.go
 //	         begin.go finish.go recovery.go session.go                       one connection
+//	         standby.go
 //	parts    decode.go encode.go stmtcache.go registry.go nullable.go cancel.go
-//	         failover.go counters.go config.go log.go gracectx.go
+//	         failover.go balance.go counters.go config.go log.go gracectx.go
 //	         sqltext.go saslprep.go trace.go errors.go
 //	wire     internal/wire (Framer, Peeker), internal/pool, pgx's pgconn and pgtype
 //
@@ -105,6 +114,12 @@
 //   - LISTEN/NOTIFY (beyond the seed): listen.go (a Listener with its own
 //     session from dial.go, reconnects, the missed marker), dial.go
 //     (OnNotification forwards to the session's listener);
+//   - read routing and load balancing (beyond the seed): standby.go
+//     (PreferStandby, the standby pool, the fallback to the primary),
+//     conn.go (a conn checked out with a marked context binds at its call;
+//     a routed statement holds its session alone), ext.go (checkoutRead),
+//     health.go (a promoted standby's session is replaced), balance.go
+//     and dial.go (load_balance_hosts=random);
 //   - connections closed while idle (the seed's warning): health.go (the
 //     checkout's check), internal/pool (replacement), finish.go
 //     (driver.ErrBadConn when nothing was sent).
@@ -137,8 +152,14 @@
 //     Listener.mu it moves the socket's read deadline to now, or closes a
 //     session that no range owns.
 //
+// A pool whose DSN lists several hosts has a second internal/pool for its
+// standby sessions, with a lock of its own and its own background
+// goroutines (openers, closers, maintenance), which Connector.Close ends
+// with the pool's. A standby session has one holder as any other; a conn
+// holds one for a single statement. The standby's retry time is an atomic.
+//
 // Every mutex (registry, nullability, failover, cancelHandler, recovery,
-// closedStmts, Listener, internal/pool's) is a leaf: none is held while another is
+// closedStmts, Listener, both internal/pool's) is a leaf: none is held while another is
 // taken, during I/O, or while user code runs. Converters (the Converter's
 // Codec and GoType), the Tracer and the Logger are always called without a
 // lock held: a converter is checked on a copy of a connection's types before

@@ -552,3 +552,124 @@ func ExamplePool_AddConverterWithArray() {
 	// pgpurepy_test.Mood happy, []pgpurepy_test.Mood [sad ok]
 	// [ok happy]
 }
+
+// examplePair starts a primary with a streaming standby for one example
+// (sqltest.StartPair, from local binaries) and returns a keyword/value DSN
+// that lists both, primary first, with extra appended, and a function
+// that stops both.
+func examplePair(extra string) (dsn string, stop func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pair, err := sqltest.StartPair(ctx, sqltest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	P, S := pair.Primary, pair.Standby
+	dsn = fmt.Sprintf("host=%s,%s port=%d,%d user=postgres dbname=postgres sslmode=disable %s",
+		P.Host(), S.Host(), P.Port(), S.Port(), extra)
+	return dsn, func() {
+		if err := pair.Close(); err != nil {
+			log.Print(err)
+		}
+	}
+}
+
+// PreferStandby sends the autocommit reads made with its context to a
+// standby of a multi-host DSN; writes and transactions stay on the
+// primary, which target_session_attrs=read-write picks.
+func ExamplePreferStandby() {
+	dsn, stop := examplePair("target_session_attrs=read-write")
+	defer stop()
+	db, err := sql.Open("pgpurepy", dsn)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	ro := pgpurepy.PreferStandby(ctx)
+
+	var onStandby bool
+	if err := db.QueryRowContext(ro, "SELECT pg_is_in_recovery()").Scan(&onStandby); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("marked read on a standby:", onStandby)
+	if err := db.QueryRowContext(ctx, "SELECT pg_is_in_recovery()").Scan(&onStandby); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("unmarked read on a standby:", onStandby)
+
+	// A transaction stays on the primary, whatever its context says.
+	tx, err := db.BeginTx(ro, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := tx.QueryRowContext(ro, "SELECT pg_is_in_recovery()").Scan(&onStandby); err != nil {
+		log.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("marked read in a transaction on a standby:", onStandby)
+
+	// A standby refuses writes; a write needs no mark.
+	_, err = db.ExecContext(ro, "CREATE TABLE notes (body text)")
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		fmt.Println("marked write:", pgErr.Code, pgErr.Message)
+	}
+
+	ext, err := pgpurepy.Ext(db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("statements on a standby:", ext.Stats().StandbyStatements)
+	// Output:
+	// marked read on a standby: true
+	// unmarked read on a standby: false
+	// marked read in a transaction on a standby: false
+	// marked write: 25006 cannot execute CREATE TABLE in a read-only transaction
+	// statements on a standby: 2
+}
+
+// load_balance_hosts=random has each new connection try the hosts in a
+// random order, so the connections of a pool spread over every host that
+// target_session_attrs accepts; here any, so both servers serve reads.
+// Without it every connection goes to the first host that accepts it.
+func Example_loadBalanceHosts() {
+	const n = 20
+	dsn, stop := examplePair(fmt.Sprintf("target_session_attrs=any load_balance_hosts=random connection_count=%d", n))
+	defer stop()
+	db, err := sql.Open("pgpurepy", dsn)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+
+	// Hold n connections at once, so that each is a connection of its own.
+	reached := map[bool]int{}
+	var held []*sql.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		held = append(held, c)
+		var onStandby bool
+		if err := c.QueryRowContext(ctx, "SELECT pg_is_in_recovery()").Scan(&onStandby); err != nil {
+			log.Fatal(err)
+		}
+		reached[onStandby]++
+	}
+	// All n on one server has a chance of 2 in 2^n.
+	fmt.Println("connections on the primary:", reached[false] > 0)
+	fmt.Println("connections on the standby:", reached[true] > 0)
+	// Output:
+	// connections on the primary: true
+	// connections on the standby: true
+}

@@ -8,6 +8,8 @@ import (
 	"context"
 	"database/sql/driver"
 	"net"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // DSNKey is one row of config.go's table of our own DSN keys; Shown is how
@@ -72,3 +74,9 @@ func ForeignKeys() []ForeignKey {
 	}
 	return keys
 }
+
+// ShuffleHosts is the dialler's load_balance_hosts=random on cc.
+// TestLoadBalanceHostsKeepsTLSOrder needs it to see the order of many
+// shuffles, including the TLS entries of sslmode=prefer, which no server
+// shows (a connection reports only the host it kept).
+func ShuffleHosts(cc *pgconn.Config) { shuffleHosts(cc) }

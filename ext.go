@@ -90,7 +90,7 @@ func (x *Pool) register(ctx context.Context, conv converters.Converter, withArra
 // satisfies errors.Is(err, ctx.Err()).
 func (x *Pool) Execute(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
-	err := x.with(ctx, func(c *Conn) error {
+	err := x.read(ctx, func(c *Conn) error {
 		var err error
 		n, err = c.Execute(ctx, query, args...)
 		return err
@@ -101,7 +101,7 @@ func (x *Pool) Execute(ctx context.Context, query string, args ...any) (int64, e
 // Fetch runs query on the next free connection and returns all its rows.
 func (x *Pool) Fetch(ctx context.Context, query string, args ...any) ([]*Row, error) {
 	var out []*Row
-	err := x.with(ctx, func(c *Conn) error {
+	err := x.read(ctx, func(c *Conn) error {
 		var err error
 		out, err = c.Fetch(ctx, query, args...)
 		return err
@@ -112,7 +112,7 @@ func (x *Pool) Fetch(ctx context.Context, query string, args ...any) ([]*Row, er
 // FetchOne returns the first row of query's result; see Conn.FetchOne.
 func (x *Pool) FetchOne(ctx context.Context, query string, args ...any) (*Row, error) {
 	var out *Row
-	err := x.with(ctx, func(c *Conn) error {
+	err := x.read(ctx, func(c *Conn) error {
 		var err error
 		out, err = c.FetchOne(ctx, query, args...)
 		return err
@@ -124,7 +124,7 @@ func (x *Pool) FetchOne(ctx context.Context, query string, args ...any) (*Row, e
 // error when there is none.
 func (x *Pool) FetchOneOrNone(ctx context.Context, query string, args ...any) (*Row, error) {
 	var out *Row
-	err := x.with(ctx, func(c *Conn) error {
+	err := x.read(ctx, func(c *Conn) error {
 		var err error
 		out, err = c.FetchOneOrNone(ctx, query, args...)
 		return err
@@ -141,7 +141,7 @@ func (x *Pool) FetchOneOrNone(ctx context.Context, query string, args ...any) (*
 // element. A Row is valid after its iteration step.
 func (x *Pool) Query(ctx context.Context, query string, args ...any) iter.Seq2[*Row, error] {
 	return func(yield func(*Row, error) bool) {
-		c, err := x.checkout(ctx)
+		c, err := x.checkoutRead(ctx)
 		if err != nil {
 			yield(nil, err)
 			return
@@ -189,9 +189,31 @@ func (x *Pool) with(ctx context.Context, fn func(*Conn) error) error {
 	return fn(c)
 }
 
+// read is with for one statement, which a context marked with
+// PreferStandby sends to a standby.
+func (x *Pool) read(ctx context.Context, fn func(*Conn) error) error {
+	c, err := x.checkoutRead(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.release()
+	return fn(c)
+}
+
 func (x *Pool) checkout(ctx context.Context) (*Conn, error) {
 	c := &Conn{c: conn{pool: x.c.pool, sh: x.c.sh, resetState: true}}
 	if err := c.c.bind(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (x *Pool) checkoutRead(ctx context.Context) (*Conn, error) {
+	if x.c.standby == nil || !prefersStandby(ctx) {
+		return x.checkout(ctx)
+	}
+	c := &Conn{c: conn{pool: x.c.pool, sh: x.c.sh, standby: x.c.standby, resetState: true}}
+	if err := c.c.acquire(ctx, true); err != nil {
 		return nil, err
 	}
 	return c, nil

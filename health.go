@@ -56,8 +56,16 @@ func (s *session) check(ctx context.Context, idle time.Duration) error {
 		}
 	}
 	// After the ping, so that parameter changes it brought are seen.
+	if s.sh.onStandby && s.pg.ParameterStatus("in_hot_standby") == "off" {
+		// The standby was promoted: leave the new primary to its writes.
+		// The server reports the parameter unprompted (PostgreSQL 14 and
+		// later), so this costs no round trip.
+		return errLeftRecovery
+	}
 	return s.sh.failover.checkWritable(ctx, s.pg, s.generation, cfg.CancelGrace)
 }
+
+var errLeftRecovery = errors.New("pgpurepy: standby connection is on a server that left recovery")
 
 // keepalive returns the pool's keepalive function when keepalives are on.
 func keepalive(interval time.Duration) func(context.Context, *session) error {

@@ -120,6 +120,12 @@ func (r *rows) finish() error {
 // transaction it runs in. A context that ends while it reads cancels the
 // statement as it does any other.
 func (r *rows) Close() error {
+	err := r.close()
+	r.c.endRouted()
+	return err
+}
+
+func (r *rows) close() error {
 	if r.mrr != nil {
 		if r.finished {
 			return r.err

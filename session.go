@@ -33,6 +33,9 @@ type shared struct {
 	// unnamed is set when a pooler lost a named statement in
 	// query_mode=auto: no more are prepared (see naming.go).
 	unnamed atomic.Bool
+	// onStandby is set for the sessions of a standby pool (standby.go),
+	// which the checkout replaces when their server left recovery.
+	onStandby bool
 }
 
 // session is one physical connection to the server: what the pool holds. It

@@ -78,6 +78,17 @@ type Stats struct {
 	// server's max_connections counts it). A failover a listener sees
 	// counts in Failovers and ReplacedForFailover, as the pool's do.
 	Listeners int
+
+	// StandbyStatements counts the statements marked with PreferStandby
+	// that ran on a standby (a database/sql Prepare so marked counts as
+	// one); marked statements that found no standby reachable ran on the
+	// pool's own connections and are not counted. StandbyConnections is
+	// the number of open connections of the standby pool, which is opened
+	// on the first marked statement of a pool whose DSN lists several
+	// hosts; like a listener's, they are not counted in MaxConnections,
+	// OpenConnections, InUse, ConnectionsOpened or ConnectionsClosed.
+	StandbyStatements  uint64
+	StandbyConnections int
 }
 
 // Stats returns a snapshot of the pool's gauges and counters.
@@ -110,5 +121,15 @@ func (x *Pool) Stats() Stats {
 		StaleStatementRetries: x.c.sh.stats.staleRetries.Load(),
 
 		Listeners: int(x.c.sh.stats.listeners.Load()),
+
+		StandbyStatements:  x.c.sh.stats.standbyStatements.Load(),
+		StandbyConnections: x.standbyConnections(),
 	}
+}
+
+func (x *Pool) standbyConnections() int {
+	if x.c.standby == nil {
+		return 0
+	}
+	return x.c.standby.pool.Stats().Total
 }

@@ -22,6 +22,7 @@
 //	pgpurepy_pool_connection_deficit      connections the pool is short of its size after failed connects
 //	pgpurepy_pool_waiting_tasks           callers waiting for a connection
 //	pgpurepy_named_statements             1 while the pool prepares named statements, 0 while it runs unnamed ones
+//	pgpurepy_standby_connections          open connections of the standby pool (pgpurepy.PreferStandby)
 //
 // Counters:
 //
@@ -38,6 +39,7 @@
 //	pgpurepy_failovers_total                     changes of the writable server (target_session_attrs=read-write or primary)
 //	pgpurepy_failover_replaced_connections_total connections closed because their server is no longer writable
 //	pgpurepy_stale_statement_retries_total       statements run again, described afresh, after the server lost their named statement or their result type changed
+//	pgpurepy_standby_statements_total            statements marked with pgpurepy.PreferStandby that ran on a standby
 //
 // Useful queries: the in-use share
 // pgpurepy_pool_in_use_connections / pgpurepy_pool_max_connections, the mean
@@ -70,12 +72,13 @@ type Collector struct {
 	stats func() pgpurepy.Stats
 
 	maxConns, openConns, idleConns, inUseConns, recovering, waiting *prometheus.Desc
-	opening, deficit, namedStatements                               *prometheus.Desc
+	opening, deficit, namedStatements, standbyConns                 *prometheus.Desc
 
 	acquires, waitedAcquires, waitSeconds, canceledAcquires *prometheus.Desc
 	opened, connectFailures, closed                         *prometheus.Desc
 	cancelsSent, cancelsKept, cancelsLost                   *prometheus.Desc
 	failovers, replacedForFailover, staleRetries            *prometheus.Desc
+	standbyStatements                                       *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -132,6 +135,7 @@ func newCollector(stats func() pgpurepy.Stats, opts ...Option) *Collector {
 		opening:         d("pgpurepy_pool_opening_connections", "Number of connections being dialled."),
 		deficit:         d("pgpurepy_pool_connection_deficit", "Number of connections the pool is short of its size (connection_count) after failed connects."),
 		namedStatements: d("pgpurepy_named_statements", "1 while the pool prepares named statements, 0 while it runs unnamed ones (query_mode=describe, or auto after a pooler lost one)."),
+		standbyConns:    d("pgpurepy_standby_connections", "Number of open connections of the standby pool, for the statements marked with PreferStandby."),
 
 		acquires:            d("pgpurepy_pool_acquires_total", "Total number of connection checkouts."),
 		waitedAcquires:      d("pgpurepy_pool_waited_acquires_total", "Total number of checkouts that had to wait for a connection."),
@@ -146,6 +150,7 @@ func newCollector(stats func() pgpurepy.Stats, opts ...Option) *Collector {
 		failovers:           d("pgpurepy_failovers_total", "Total number of changes of the writable server seen by a pool that asks for one (target_session_attrs=read-write or primary)."),
 		replacedForFailover: d("pgpurepy_failover_replaced_connections_total", "Total number of connections closed because their server is no longer writable."),
 		staleRetries:        d("pgpurepy_stale_statement_retries_total", "Total number of statements run again, described afresh, because the server lost their named statement or their result type changed."),
+		standbyStatements:   d("pgpurepy_standby_statements_total", "Total number of statements marked with PreferStandby that ran on a standby."),
 	}
 }
 
@@ -153,11 +158,12 @@ func newCollector(stats func() pgpurepy.Stats, opts ...Option) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.maxConns, c.openConns, c.idleConns, c.inUseConns, c.recovering, c.waiting,
-		c.opening, c.deficit, c.namedStatements,
+		c.opening, c.deficit, c.namedStatements, c.standbyConns,
 		c.acquires, c.waitedAcquires, c.waitSeconds, c.canceledAcquires,
 		c.opened, c.connectFailures, c.closed,
 		c.cancelsSent, c.cancelsKept, c.cancelsLost,
 		c.failovers, c.replacedForFailover, c.staleRetries,
+		c.standbyStatements,
 	} {
 		ch <- d
 	}
@@ -185,6 +191,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		named = 1
 	}
 	gauge(c.namedStatements, named)
+	gauge(c.standbyConns, s.StandbyConnections)
 
 	counter(c.acquires, float64(s.Acquires))
 	counter(c.waitedAcquires, float64(s.WaitedAcquires))
@@ -206,6 +213,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.failovers, float64(s.Failovers))
 	counter(c.replacedForFailover, float64(s.ReplacedForFailover))
 	counter(c.staleRetries, float64(s.StaleStatementRetries))
+	counter(c.standbyStatements, float64(s.StandbyStatements))
 }
 
 // Expvar publishes the pool's statistics as the expvar variable name, an

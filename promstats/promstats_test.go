@@ -96,8 +96,8 @@ func TestCollectorRealPool(t *testing.T) {
 
 	c := NewCollector(ext)
 	// 21 unlabelled series and one per close reason.
-	if n := testutil.CollectAndCount(c); n < 21+len(knownCloseReasons) {
-		t.Errorf("CollectAndCount = %d, want at least %d", n, 21+len(knownCloseReasons))
+	if n := testutil.CollectAndCount(c); n < 23+len(knownCloseReasons) {
+		t.Errorf("CollectAndCount = %d, want at least %d", n, 23+len(knownCloseReasons))
 	}
 	problems, err := testutil.CollectAndLint(c)
 	if err != nil {
@@ -120,6 +120,8 @@ func TestCollectorRealPool(t *testing.T) {
 		"pgpurepy_failovers_total":                     0,
 		"pgpurepy_failover_replaced_connections_total": 0,
 		"pgpurepy_stale_statement_retries_total":       0,
+		"pgpurepy_standby_connections":                 0, // one host: no standby pool
+		"pgpurepy_standby_statements_total":            0,
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)
@@ -225,6 +227,7 @@ func TestCollectorExposition(t *testing.T) {
 			CancelsSent:       4, CancelsKept: 3, CancelsLost: 1,
 			Opening: 2, Deficit: 1, Failovers: 3, ReplacedForFailover: 4,
 			NamedStatements: true, StaleStatementRetries: 9,
+			StandbyStatements: 11, StandbyConnections: 2,
 		}
 	})
 	want := `
@@ -300,6 +303,12 @@ pgpurepy_pool_waiting_tasks 1
 # HELP pgpurepy_stale_statement_retries_total Total number of statements run again, described afresh, because the server lost their named statement or their result type changed.
 # TYPE pgpurepy_stale_statement_retries_total counter
 pgpurepy_stale_statement_retries_total 9
+# HELP pgpurepy_standby_connections Number of open connections of the standby pool, for the statements marked with PreferStandby.
+# TYPE pgpurepy_standby_connections gauge
+pgpurepy_standby_connections 2
+# HELP pgpurepy_standby_statements_total Total number of statements marked with PreferStandby that ran on a standby.
+# TYPE pgpurepy_standby_statements_total counter
+pgpurepy_standby_statements_total 11
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
 		t.Fatal(err)

@@ -634,6 +634,15 @@ func (p *Pool[T]) sweep() {
 	}
 }
 
+// Total returns the number of open resources (idle and checked out), as
+// Stats().Total does but without copying a snapshot: for a caller that asks
+// before each Acquire.
+func (p *Pool[T]) Total() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.total
+}
+
 // Stats returns a consistent snapshot of the pool's gauges and counters.
 func (p *Pool[T]) Stats() Stats {
 	p.mu.Lock()

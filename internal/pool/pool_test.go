@@ -374,6 +374,25 @@ func TestStart(t *testing.T) {
 	}
 }
 
+func TestTotal(t *testing.T) {
+	p, f := newTestPool(t, 2, nil)
+	if n := p.Total(); n != 0 {
+		t.Fatalf("new pool: Total %d", n)
+	}
+	r, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Total(); n < 1 || n != p.Stats().Total {
+		t.Fatalf("one checked out: Total %d, Stats().Total %d", n, p.Stats().Total)
+	}
+	r.Destroy("test")
+	waitStats(t, p, "refilled", func(s Stats) bool { return s.Total == 2 && s.Opening == 0 })
+	if n := p.Total(); n != 2 || f.count() != 3 {
+		t.Fatalf("after a destroy and the refill: Total %d, %d opened", n, f.count())
+	}
+}
+
 func TestOpenFailureFailsWaiters(t *testing.T) {
 	p, f := newTestPool(t, 2, nil)
 	f.gate = make(chan struct{})
