@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -173,6 +174,16 @@ type batchStmt struct {
 	// stale is set when the server described the result differently
 	// from d: the description must be made afresh next time.
 	stale bool
+
+	// For a multiplexed statement (mux.go), whose caller reads its result
+	// after the session moved on: the result's columns as decoded (cols,
+	// fields, types; fields are the caller's own), and when its result had
+	// been read (ended), from which the carrier learns how long it ran.
+	multiplexed bool
+	cols        []string
+	fields      []pgconn.FieldDescription
+	types       []colType
+	ended       time.Time
 
 	traceCtx context.Context
 }
@@ -419,35 +430,55 @@ func (s *session) keepDescs(ctx context.Context, descs []*stmtDesc) error {
 // that does not encode, or a count of arguments a statement does not take,
 // gives a *BatchError naming the statement.
 func (s *session) encodeBatch(stmts []batchStmt) error {
+	e := newBatchEncoder(stmts)
+	for i := range stmts {
+		if stmts[i].d == nil {
+			continue
+		}
+		if err := e.encode(s, &stmts[i]); err != nil {
+			return &BatchError{Index: i, Err: err}
+		}
+	}
+	return nil
+}
+
+// batchEncoder encodes the arguments of a batch's statements into shared
+// slices and one buffer: a batch of small statements costs a few
+// allocations, not several per statement.
+type batchEncoder struct {
+	values  [][]byte
+	formats []int16
+	p       params
+}
+
+func newBatchEncoder(stmts []batchStmt) *batchEncoder {
 	total := 0
 	for i := range stmts {
 		total += len(stmts[i].args)
 	}
-	values := make([][]byte, 0, total)
-	formats := make([]int16, 0, total)
-	var p params
-	for i := range stmts {
-		st := &stmts[i]
-		if st.d == nil {
-			continue
-		}
-		s.dirty = s.dirty || st.d.changesSession
-		n := len(st.args)
-		if n != len(st.d.sd.ParamOIDs) {
-			return &BatchError{Index: i, Err: fmt.Errorf("pgpurepy: statement has %d parameters but %d arguments were given", len(st.d.sd.ParamOIDs), n)}
-		}
-		// Each statement's values and formats are the next n entries of
-		// the shared slices, its bytes the next ones of the shared buffer
-		// (a new one when it grows; the earlier values keep the old).
-		p.values = values[len(values) : len(values) : len(values)+n]
-		p.formats = formats[len(formats) : len(formats) : len(formats)+n]
-		p.buf = p.buf[len(p.buf):]
-		if err := p.encode(&s.codecs, st.d.sd.ParamOIDs, st.args); err != nil {
-			return &BatchError{Index: i, Err: err}
-		}
-		st.values, st.formats = p.values, p.formats
-		values, formats = values[:len(values)+n], formats[:len(formats)+n]
+	return &batchEncoder{values: make([][]byte, 0, total), formats: make([]int16, 0, total)}
+}
+
+// encode encodes the arguments of st, which has a description. An error
+// leaves st unencoded and the encoder ready for the next statement.
+func (e *batchEncoder) encode(s *session, st *batchStmt) error {
+	s.dirty = s.dirty || st.d.changesSession
+	n := len(st.args)
+	if n != len(st.d.sd.ParamOIDs) {
+		return fmt.Errorf("pgpurepy: statement has %d parameters but %d arguments were given", len(st.d.sd.ParamOIDs), n)
 	}
+	// Each statement's values and formats are the next n entries of the
+	// shared slices, its bytes the next ones of the shared buffer (a new
+	// one when it grows; the earlier values keep the old).
+	p := &e.p
+	p.values = e.values[len(e.values) : len(e.values) : len(e.values)+n]
+	p.formats = e.formats[len(e.formats) : len(e.formats) : len(e.formats)+n]
+	p.buf = p.buf[len(p.buf):]
+	if err := p.encode(&s.codecs, st.d.sd.ParamOIDs, st.args); err != nil {
+		return err
+	}
+	st.values, st.formats = p.values, p.formats
+	e.values, e.formats = e.values[:len(e.values)+n], e.formats[:len(e.formats)+n]
 	return nil
 }
 
@@ -515,6 +546,9 @@ func (c *conn) execBatch(ctx context.Context, stmts []batchStmt, begins bool) {
 		}
 		if fatal == nil {
 			fatal = c.readBatchResult(p, st, &alloc)
+			if st.multiplexed {
+				st.ended = time.Now()
+			}
 		}
 		if fatal != nil && st.err == nil {
 			st.err, st.lost = fatal, true
@@ -591,6 +625,7 @@ func readGuard(p *pgconn.Pipeline, st *batchStmt) error {
 func (c *conn) readBatchRows(rr *pgconn.ResultReader, st *batchStmt, alloc *rowAlloc) error {
 	fields := rr.FieldDescriptions()
 	cols, decs := st.d.columns, st.d.decoders
+	st.fields, st.types = st.d.sd.Fields, st.d.types
 	if len(fields) > 0 {
 		st.stale = !sameTypes(fields, st.d.sd.Fields)
 		if st.stale || st.opts.formats != nil || st.opts.formatsByOID != nil {
@@ -598,8 +633,14 @@ func (c *conn) readBatchRows(rr *pgconn.ResultReader, st *batchStmt, alloc *rowA
 			for i, f := range fields {
 				cols[i], decs[i] = f.Name, c.s.codecs.decoderFor(f.DataTypeOID, f.Format)
 			}
+			if st.multiplexed {
+				// pgconn reuses the fields' memory for the next result.
+				st.fields = slices.Clone(fields)
+				st.types = c.s.codecs.colTypes(st.fields)
+			}
 		}
 	}
+	st.cols = cols
 	var decodeErr error
 	first := len(alloc.ptrs)
 	for rr.NextRow() {

@@ -83,6 +83,12 @@ type Config struct {
 	// KeepaliveInterval pings idle connections this often so that a proxy's
 	// idle timeout never closes them; zero disables it (keepalive_interval).
 	KeepaliveInterval time.Duration
+	// Multiplexing queues the autocommit statements of many callers onto
+	// a few connections, several callers' statements per round trip
+	// (multiplexing=on; see mux.go and the README). Transactions,
+	// checkouts and statements that leave session state keep a
+	// connection of their own.
+	Multiplexing bool
 
 	// BeforeConnect, when set, is called before each connection is dialled
 	// with a copy of the connection settings, which it may change: a
@@ -158,6 +164,17 @@ var dsnKeys = []dsnKey{
 	{"max_conn_lifetime_jitter", "0", "", "random extra lifetime per connection", durationKey(func(c *Config) *time.Duration { return &c.MaxConnLifetimeJitter })},
 	{"max_conn_idle_time", "0", "", "replace connections idle longer than this (0 = never)", durationKey(func(c *Config) *time.Duration { return &c.MaxConnIdleTime })},
 	{"keepalive_interval", "0", "", "ping idle connections this often, below a proxy's idle timeout (0 = off)", durationKey(func(c *Config) *time.Duration { return &c.KeepaliveInterval })},
+	{"multiplexing", "off", "", "`on`: autocommit statements of many callers share a few connections, several per round trip; transactions, checkouts and session state keep a connection of their own (see Multiplexing)", func(c *Config, v string) error {
+		switch v {
+		case "on":
+			c.Multiplexing = true
+		case "off":
+			c.Multiplexing = false
+		default:
+			return errors.New(`must be "on" or "off"`)
+		}
+		return nil
+	}},
 }
 
 func durationKey(field func(*Config) *time.Duration) func(*Config, string) error {

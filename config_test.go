@@ -62,6 +62,7 @@ func cfgKeyCases() []cfgKeyCase {
 	capacity := func(c *pgpurepy.Config) any { return c.StatementCacheCapacity }
 	dials := func(c *pgpurepy.Config) any { return c.MaxCancelDials }
 	minConns := func(c *pgpurepy.Config) any { return c.MinConnections }
+	mux := func(c *pgpurepy.Config) any { return c.Multiplexing }
 	durations := map[string]func(*pgpurepy.Config) any{
 		"ping_after_idle":          func(c *pgpurepy.Config) any { return c.PingAfterIdle },
 		"cancel_grace":             func(c *pgpurepy.Config) any { return c.CancelGrace },
@@ -95,6 +96,10 @@ func cfgKeyCases() []cfgKeyCase {
 		{key: "max_cancel_dials", value: "100", get: dials, want: 100},
 		{key: "max_cancel_dials", value: "0", bad: true},
 		{key: "max_cancel_dials", value: "x", bad: true},
+		{key: "multiplexing", value: "on", get: mux, want: true},
+		{key: "multiplexing", value: "off", get: mux, want: false},
+		{key: "multiplexing", value: "yes", bad: true},
+		{key: "multiplexing", value: "", bad: true},
 	}
 	for _, key := range []string{"ping_after_idle", "cancel_grace", "max_conn_lifetime", "max_conn_lifetime_jitter", "max_conn_idle_time", "keepalive_interval"} {
 		get := durations[key]
@@ -190,6 +195,8 @@ func TestParseConfigAllKeysAtOnce(t *testing.T) {
 		switch k.Name {
 		case "query_mode":
 			v = pgpurepy.QueryModeDescribe
+		case "multiplexing":
+			v = "on"
 		case "ping_after_idle", "cancel_grace", "max_conn_lifetime", "max_conn_lifetime_jitter", "max_conn_idle_time", "keepalive_interval":
 			v = "7s"
 		}
@@ -215,6 +222,7 @@ func TestParseConfigAllKeysAtOnce(t *testing.T) {
 			MaxConnLifetimeJitter:  7 * time.Second,
 			MaxConnIdleTime:        7 * time.Second,
 			KeepaliveInterval:      7 * time.Second,
+			Multiplexing:           true,
 		}
 		if !reflect.DeepEqual(*c, want) {
 			t.Errorf("ParseConfig(%q) =\n %+v, want\n %+v", dsn, *c, want)

@@ -624,6 +624,15 @@ func (p *Pool[T]) sweep() {
 	}
 }
 
+// Waiting returns the number of callers blocked in Acquire right now, as
+// Stats does, without copying the counters: for a holder that gives its
+// resource back early when others wait for one.
+func (p *Pool[T]) Waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nWaiting
+}
+
 // Stats returns a consistent snapshot of the pool's gauges and counters.
 func (p *Pool[T]) Stats() Stats {
 	p.mu.Lock()
