@@ -19,6 +19,8 @@ import (
 type Connector struct {
 	sh   *shared
 	pool *pool.Pool[*session]
+	// mux is the pool's multiplexer with multiplexing=on, else nil.
+	mux multiplexer
 	// endLife ends sh.life: cancel requests and recoveries stop.
 	endLife context.CancelFunc
 }
@@ -93,7 +95,11 @@ func NewConnectorConfig(cfg *Config) (*Connector, error) {
 		return nil, fmt.Errorf("pgpurepy: %w", err)
 	}
 	pl.Start(cfg.MinConnections)
-	return &Connector{sh: sh, pool: pl, endLife: endLife}, nil
+	c := &Connector{sh: sh, pool: pl, endLife: endLife}
+	if cfg.Multiplexing {
+		c.mux = newMux(sh, pl)
+	}
+	return c, nil
 }
 
 // OpenDB returns a *sql.DB on a new Connector for dsn. database/sql's idle
@@ -115,9 +121,14 @@ func OpenDB(dsn string) (*sql.DB, error) {
 // Connect checks a connection out of the pool, waiting first come first
 // served while all are busy. It returns ctx's error when ctx ends first, and
 // a connection error (wrapped, never with the password) when the server
-// cannot be reached and the pool holds no connection.
+// cannot be reached and the pool holds no connection. With multiplexing on
+// it checks nothing out: the connection's first statement that needs a
+// session of its own does, and the others are multiplexed.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	cn := &conn{pool: c.pool, sh: c.sh}
+	cn := &conn{pool: c.pool, sh: c.sh, mux: c.mux}
+	if c.mux != nil {
+		return cn, nil
+	}
 	if err := cn.bind(ctx); err != nil {
 		return nil, err
 	}

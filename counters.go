@@ -18,4 +18,11 @@ type counters struct {
 	// listeners counts the open listeners (listen.go), each with a
 	// session outside the pool.
 	listeners atomic.Int64
+	// muxStatements counts the statements carriers sent, muxRoundTrips
+	// the writes that carried them, and muxSlowExclusive the multiplexable
+	// statements run on a connection of their own because they ran slowly
+	// before (see mux.go).
+	muxStatements    atomic.Uint64
+	muxRoundTrips    atomic.Uint64
+	muxSlowExclusive atomic.Uint64
 }

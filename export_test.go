@@ -57,3 +57,18 @@ func BeginWith(ctx context.Context, c *Conn, begin string) (driver.Tx, error) {
 	c.c.s.begin = begin
 	return tx, nil
 }
+
+// MuxQueued returns how many statements wait in x's multiplexer for a
+// carrier, 0 with multiplexing off. TestMuxErrorFailsOnlyItsCaller needs
+// it to know that every statement of the batch it builds is queued before
+// it lets the carrier have the pool's only connection: nothing public
+// tells a queued statement from one whose caller has not yet called.
+func MuxQueued(x *Pool) int {
+	m, ok := x.c.mux.(*mux)
+	if !ok {
+		return 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.queue)
+}

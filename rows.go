@@ -55,6 +55,8 @@ func (r *rows) Columns() []string {
 	return append([]string(nil), r.columns...)
 }
 
+func (r *rows) columnNames() []string { return r.columns }
+
 // Next decodes the next row into dest. A value that cannot be decoded gives
 // an error naming the column, its PostgreSQL type and the Go type; the
 // connection stays usable.

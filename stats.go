@@ -78,6 +78,16 @@ type Stats struct {
 	// server's max_connections counts it). A failover a listener sees
 	// counts in Failovers and ReplacedForFailover, as the pool's do.
 	Listeners int
+
+	// With multiplexing=on: MultiplexedStatements counts the statements
+	// sent on shared connections and MultiplexRoundTrips the round trips
+	// that carried them (their ratio is the mean batch depth);
+	// MultiplexSlowExclusive counts statements that could have been
+	// multiplexed but ran on a connection of their own because their
+	// text ran slowly last time. All stay 0 with multiplexing off.
+	MultiplexedStatements  uint64
+	MultiplexRoundTrips    uint64
+	MultiplexSlowExclusive uint64
 }
 
 // Stats returns a snapshot of the pool's gauges and counters.
@@ -110,5 +120,9 @@ func (x *Pool) Stats() Stats {
 		StaleStatementRetries: x.c.sh.stats.staleRetries.Load(),
 
 		Listeners: int(x.c.sh.stats.listeners.Load()),
+
+		MultiplexedStatements:  x.c.sh.stats.muxStatements.Load(),
+		MultiplexRoundTrips:    x.c.sh.stats.muxRoundTrips.Load(),
+		MultiplexSlowExclusive: x.c.sh.stats.muxSlowExclusive.Load(),
 	}
 }
