@@ -35,11 +35,6 @@ const (
 	// muxBatchMax caps the statements of one round trip: a bigger batch
 	// delays the first callers' results for the last ones.
 	muxBatchMax = 64
-	// muxSlow is how long a statement may run in a batch before the
-	// statements queued behind it count as held up: a text that took
-	// longer runs on a connection of its own next time, and comes back
-	// once it ran faster there.
-	muxSlow = 5 * time.Millisecond
 	// muxRoutesMax bounds the texts whose route is remembered; texts
 	// beyond it are read each time, and never counted slow.
 	muxRoutesMax = 4096
@@ -49,11 +44,19 @@ const (
 	muxTries = 2
 )
 
+// muxSlow is how long a statement may run in a batch before the
+// statements queued behind it count as held up: a text that took longer
+// runs on a connection of its own next time, and comes back once it ran
+// faster there. A multiplexer reads it when it is made (tests change it).
+var muxSlow = 5 * time.Millisecond
+
 // mux is the multiplexer of one pool (see above). Its methods are safe
 // for concurrent use.
 type mux struct {
 	pool *pool.Pool[*session]
 	sh   *shared
+	// slowAfter is muxSlow when the multiplexer was made.
+	slowAfter time.Duration
 
 	// routes maps a SQL text to its *muxRoute; nRoutes counts them.
 	routes  sync.Map
@@ -69,13 +72,13 @@ type mux struct {
 }
 
 func newMux(sh *shared, p *pool.Pool[*session]) *mux {
-	return &mux{pool: p, sh: sh}
+	return &mux{pool: p, sh: sh, slowAfter: muxSlow}
 }
 
 // muxRoute is what the multiplexer remembers of one SQL text.
 type muxRoute struct {
 	ok bool // multiplexable(sql)
-	// slow is set when the text last ran longer than muxSlow.
+	// slow is set when the text last ran longer than mux.slowAfter.
 	slow atomic.Bool
 }
 
@@ -156,7 +159,7 @@ func (m *mux) ran(query string, took time.Duration) {
 	}
 	// Most texts stay as they were: a load keeps the carriers from
 	// writing one cache line over and over.
-	if slow := took > muxSlow; r.(*muxRoute).slow.Load() != slow {
+	if slow := took > m.slowAfter; r.(*muxRoute).slow.Load() != slow {
 		r.(*muxRoute).slow.Store(slow)
 	}
 }

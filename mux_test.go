@@ -121,3 +121,347 @@ func TestMuxResultsNeverCrossed(t *testing.T) {
 	}
 	_ = db.Close()
 }
+
+// muxStats returns the multiplexer's counters.
+func muxStats(x *pgpurepy.Pool) (stmts, trips, slow uint64) {
+	s := x.Stats()
+	return s.MultiplexedStatements, s.MultiplexRoundTrips, s.MultiplexSlowExclusive
+}
+
+// An error in one caller's statement fails that caller alone: the others
+// of the same round trip get their results.
+func TestMuxErrorFailsOnlyItsCaller(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer pgpurepy.SetMuxSlow(time.Minute)()
+	db, x := muxOpen(t, 1)
+	mustExec(t, db, "CREATE TABLE mux_uniq (id int PRIMARY KEY)")
+	mustExec(t, db, "INSERT INTO mux_uniq VALUES (1)")
+	ctx := context.Background()
+	stmts0, trips0, _ := muxStats(x)
+
+	// Hold the only connection until every statement is queued, so that
+	// the carrier takes them all in one round trip.
+	const n = 30
+	results := make(chan error, n)
+	err := x.Checkout(ctx, func(*pgpurepy.Conn) error {
+		for i := range n {
+			go func() {
+				var err error
+				switch i % 3 {
+				case 0:
+					var got int
+					err = db.QueryRowContext(ctx, "SELECT 10 / $1::int", i%2).Scan(&got)
+					if err == nil && got != 10 {
+						err = fmt.Errorf("statement %d: got %d", i, got)
+					}
+				case 1:
+					id := 100 + i // odd i: a new row
+					if i%2 == 0 {
+						id = 1 // even i: a duplicate
+					}
+					_, err = db.ExecContext(ctx, "INSERT INTO mux_uniq VALUES ($1)", id)
+				default:
+					var got string
+					err = db.QueryRowContext(ctx, "SELECT $1::text", strconv.Itoa(i)).Scan(&got)
+					if err == nil && got != strconv.Itoa(i) {
+						err = fmt.Errorf("statement %d: got %q", i, got)
+					}
+				}
+				results <- fmt.Errorf("%d: %w", i, err)
+			}()
+		}
+		deadline := time.Now().Add(extBound)
+		for pgpurepy.MuxQueued(x) < n {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("only %d statements queued", pgpurepy.MuxQueued(x))
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]int{}
+	for range n {
+		err := errors.Unwrap(<-results)
+		codes[pgCode(err)]++
+		if err != nil && pgCode(err) == "" {
+			t.Errorf("not a server error: %v", err)
+		}
+	}
+	// Of 30: i%3==0 divides by i%2, zero for even i (5 of 10); i%3==1
+	// inserts a duplicate for even i (5 of 10).
+	if codes["22012"] != 5 || codes["23505"] != 5 || codes[""] != 20 {
+		t.Errorf("outcomes by SQLSTATE: %v", codes)
+	}
+	stmts1, trips1, _ := muxStats(x)
+	if stmts1-stmts0 != n || trips1-trips0 != 1 {
+		t.Errorf("%d statements in %d round trips, want %d in 1", stmts1-stmts0, trips1-trips0, n)
+	}
+	// Only the inserts that succeeded committed.
+	var count int
+	if err := db.QueryRow("SELECT count(*) FROM mux_uniq").Scan(&count); err != nil || count != 6 {
+		t.Errorf("rows: %d, %v; want 6", count, err)
+	}
+	_ = db.Close()
+}
+
+// A statement that ran slowly when multiplexed runs on a connection of its
+// own the next time, so that it holds up the others once at most, and
+// comes back to the multiplexer once it ran fast there.
+func TestMuxSlowStatementRoutedExclusive(t *testing.T) {
+	// Well below the slow statement, well above a loaded machine's noise.
+	defer pgpurepy.SetMuxSlow(100 * time.Millisecond)()
+	db, x := muxOpen(t, 2)
+	ctx := context.Background()
+	const slow = "SELECT pg_sleep($1) /* mux-slow */"
+	run := func(d float64) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, slow, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stmts0, _, slow0 := muxStats(x)
+	run(0.3)
+	stmts1, _, slow1 := muxStats(x)
+	if stmts1-stmts0 != 1 || slow1 != slow0 {
+		t.Fatalf("first run: %d multiplexed, %d exclusive; want 1 and 0", stmts1-stmts0, slow1-slow0)
+	}
+
+	// The second run takes a connection of its own; statements from
+	// others meanwhile are multiplexed on the other.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		run(0.3)
+	}()
+	const fast = 20
+	for i := range fast {
+		var got int
+		if err := db.QueryRowContext(ctx, "SELECT $1::int", i).Scan(&got); err != nil || got != i {
+			t.Errorf("got %d, %v", got, err)
+		}
+	}
+	<-done
+	stmts2, _, slow2 := muxStats(x)
+	if stmts2-stmts1 != fast || slow2-slow1 != 1 {
+		t.Fatalf("second run: %d multiplexed, %d exclusive; want %d and 1", stmts2-stmts1, slow2-slow1, fast)
+	}
+
+	// Fast on its own connection: back to the multiplexer after that.
+	run(0)
+	run(0)
+	stmts3, _, slow3 := muxStats(x)
+	if stmts3-stmts2 != 1 || slow3-slow2 != 1 {
+		t.Fatalf("after a fast run: %d multiplexed, %d exclusive; want 1 and 1", stmts3-stmts2, slow3-slow2)
+	}
+}
+
+// Transactions, *sql.Conn with session state, and Checkout keep one
+// server connection for all their statements, multiplexable ones
+// included.
+func TestMuxSessionAffinity(t *testing.T) {
+	db, x := muxOpen(t, 3)
+	ctx := context.Background()
+	mustExec(t, db, "CREATE TABLE mux_aff (a int)")
+
+	// Keep the carriers busy on other connections meanwhile.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var n int
+				_ = db.QueryRowContext(ctx, "SELECT $1::int", 1).Scan(&n)
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+
+	for range 5 {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := backendPID(t, tx)
+		if _, err := tx.ExecContext(ctx, "INSERT INTO mux_aff VALUES ($1)", 1); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM mux_aff").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("the transaction does not see its own row: %d, %v", n, err)
+		}
+		if got := backendPID(t, tx); got != pid {
+			t.Fatalf("transaction moved from backend %d to %d", pid, got)
+		}
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mustExecConn := func(q string, args ...any) {
+		t.Helper()
+		if _, err := c.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	mustExecConn("SET application_name = 'mux-affinity'")
+	mustExecConn("CREATE TEMP TABLE mux_tmp (a int)")
+	for i := range 10 {
+		mustExecConn("INSERT INTO mux_tmp VALUES ($1)", i)
+	}
+	var n int
+	var app string
+	if err := c.QueryRowContext(ctx, "SELECT count(*), current_setting('application_name') FROM mux_tmp").Scan(&n, &app); err != nil || n != 10 || app != "mux-affinity" {
+		t.Fatalf("*sql.Conn lost its session: %d rows, %q, %v", n, app, err)
+	}
+
+	err = x.Checkout(ctx, func(cn *pgpurepy.Conn) error {
+		if _, err := cn.Execute(ctx, "CREATE TEMP TABLE mux_tmp2 (a int)"); err != nil {
+			return err
+		}
+		for i := range 10 {
+			if _, err := cn.Execute(ctx, "INSERT INTO mux_tmp2 VALUES ($1)", i); err != nil {
+				return err
+			}
+		}
+		row, err := cn.FetchOne(ctx, "SELECT count(*) FROM mux_tmp2")
+		if err != nil {
+			return err
+		}
+		if v, _ := row.Get("count"); v != int64(10) {
+			return fmt.Errorf("count %v", v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Checkout lost its session: %v", err)
+	}
+}
+
+// Under concurrency the multiplexer carries several statements per round
+// trip, and the pool-level calls of the extension are multiplexed too.
+func TestMuxFewerRoundTripsThanStatements(t *testing.T) {
+	defer pgpurepy.SetMuxSlow(time.Minute)()
+	db, x := muxOpen(t, 2)
+	ctx := context.Background()
+	stmts0, trips0, _ := muxStats(x)
+	const callers, each = 64, 20
+	var wg sync.WaitGroup
+	for g := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				want := int64(g*100 + i)
+				var got any
+				var err error
+				if g%2 == 0 {
+					var n int64
+					err = db.QueryRowContext(ctx, "SELECT $1::int8", want).Scan(&n)
+					got = n
+				} else {
+					var row *pgpurepy.Row
+					row, err = x.FetchOne(ctx, "SELECT $1::int8 AS v", want)
+					if err == nil {
+						got, _ = row.Get("v")
+					}
+				}
+				if err != nil || got != want {
+					t.Errorf("got %v, %v; want %d", got, err, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	stmts, trips, _ := muxStats(x)
+	stmts, trips = stmts-stmts0, trips-trips0
+	t.Logf("%d statements in %d round trips", stmts, trips)
+	if stmts != callers*each || trips >= stmts {
+		t.Errorf("%d statements multiplexed in %d round trips; want %d in fewer", stmts, trips, callers*each)
+	}
+}
+
+// The extension's pool-level calls work multiplexed: Execute, Fetch,
+// FetchOneOrNone and Query, with column types for database/sql.
+func TestMuxExtensionAndColumnTypes(t *testing.T) {
+	defer pgpurepy.SetMuxSlow(time.Minute)()
+	db, x := muxOpen(t, 2)
+	ctx := context.Background()
+	mustExec(t, db, "CREATE TABLE mux_ext (id int PRIMARY KEY, name varchar(20) NOT NULL, price numeric(8,2))")
+	stmts0, _, _ := muxStats(x)
+	for i := range 5 {
+		if n, err := x.Execute(ctx, "INSERT INTO mux_ext VALUES ($1, $2, $3)", i, "n"+strconv.Itoa(i), "1.50"); err != nil || n != 1 {
+			t.Fatalf("Execute: %d, %v", n, err)
+		}
+	}
+	rows, err := x.Fetch(ctx, "SELECT id, name FROM mux_ext WHERE id < $1 ORDER BY id", 3)
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("Fetch: %d rows, %v", len(rows), err)
+	}
+	if v, _ := rows[2].Get("name"); v != "n2" {
+		t.Fatalf("Fetch: row 2 name %v", v)
+	}
+	if row, err := x.FetchOneOrNone(ctx, "SELECT id FROM mux_ext WHERE id = $1", 99); row != nil || err != nil {
+		t.Fatalf("FetchOneOrNone: %v, %v", row, err)
+	}
+	n := 0
+	for row, err := range x.Query(ctx, "SELECT id FROM mux_ext ORDER BY id") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := row.Get("id"); v != int64(n) {
+			t.Fatalf("Query: row %d id %v", n, v)
+		}
+		n++
+	}
+	if n != 5 {
+		t.Fatalf("Query: %d rows", n)
+	}
+	if stmts, _, _ := muxStats(x); stmts-stmts0 != 8 {
+		t.Fatalf("%d statements multiplexed, want 8", stmts-stmts0)
+	}
+
+	r, err := db.QueryContext(ctx, "SELECT id, name, price FROM mux_ext WHERE id = $1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cts, err := r.ColumnTypes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ct := range cts {
+		nullable, _ := ct.Nullable()
+		length, _ := ct.Length()
+		p, s, _ := ct.DecimalSize()
+		got = append(got, fmt.Sprintf("%s %s %v %d %d,%d", ct.DatabaseTypeName(), ct.ScanType(), nullable, length, p, s))
+	}
+	want := []string{"INT4 int32 false 0 0,0", "VARCHAR string false 20 0,0", "NUMERIC float64 true 0 8,2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("column types %q, want %q", got, want)
+	}
+	if !r.Next() {
+		t.Fatal(r.Err())
+	}
+	var id int
+	var name, price string
+	if err := r.Scan(&id, &name, &price); err != nil || id != 1 || name != "n1" || price != "1.50" {
+		t.Fatalf("scan: %d %q %q %v", id, name, price, err)
+	}
+}
