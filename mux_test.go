@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -464,4 +465,89 @@ func TestMuxExtensionAndColumnTypes(t *testing.T) {
 	if err := r.Scan(&id, &name, &price); err != nil || id != 1 || name != "n1" || price != "1.50" {
 		t.Fatalf("scan: %d %q %q %v", id, name, price, err)
 	}
+}
+
+// A connection that dies under a carrier fails the statements that were in
+// flight on it, with an error saying their outcome is unknown, and no
+// others: those still queued run on the connection that replaces it.
+func TestMuxDeadConnection(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer pgpurepy.SetMuxSlow(time.Minute)()
+	db, x := muxOpen(t, 1)
+	admin, _ := openDB(t)
+	ctx := context.Background()
+	waitQueued := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(extBound)
+		for pgpurepy.MuxQueued(x) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d statements queued, want %d", pgpurepy.MuxQueued(x), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	// One round trip: the victim, then the statements in flight behind it.
+	const inFlight, late = 5, 5
+	victim := make(chan error, 1)
+	flights := make(chan error, inFlight)
+	err := x.Checkout(ctx, func(*pgpurepy.Conn) error {
+		go func() {
+			_, err := db.ExecContext(ctx, "SELECT pg_sleep(30) /* mux-victim */")
+			victim <- err
+		}()
+		waitQueued(1)
+		for i := range inFlight {
+			go func() {
+				var got int
+				flights <- db.QueryRowContext(ctx, "SELECT $1::int", i).Scan(&got)
+			}()
+		}
+		waitQueued(1 + inFlight)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	deadline := time.Now().Add(extBound)
+	for admin.QueryRow("SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%mux-victim%' AND pid <> pg_backend_pid()").Scan(&pid) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the victim never ran")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Statements queued behind the round trip in flight.
+	lates := make(chan error, late)
+	for i := range late {
+		go func() {
+			var got int
+			err := db.QueryRowContext(ctx, "SELECT $1::int", 100+i).Scan(&got)
+			if err == nil && got != 100+i {
+				err = fmt.Errorf("got %d, want %d", got, 100+i)
+			}
+			lates <- err
+		}()
+	}
+	waitQueued(late)
+	mustExec(t, admin, "SELECT pg_terminate_backend($1)", pid)
+
+	if err := <-victim; pgCode(err) != "57P01" {
+		t.Errorf("victim: %v, want the server's 57P01", err)
+	}
+	for range inFlight {
+		if err := <-flights; err == nil || pgCode(err) != "" || !strings.Contains(err.Error(), "outcome is unknown") {
+			t.Errorf("statement in flight: %v, want the lost connection's error", err)
+		}
+	}
+	for range late {
+		if err := <-lates; err != nil {
+			t.Errorf("statement queued behind: %v", err)
+		}
+	}
+	if s := x.Stats(); s.ConnectionsClosed["broken"] != 1 {
+		t.Errorf("closed connections: %v", s.ConnectionsClosed)
+	}
+	_ = db.Close()
+	_ = admin.Close()
 }
