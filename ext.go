@@ -390,8 +390,6 @@ func (c *Conn) Query(ctx context.Context, query string, args ...any) iter.Seq2[*
 	}
 }
 
-// rowChunkMax is the most rows Conn.Query allocates at once.
-const rowChunkMax = 32
 
 // Transaction runs fn in a transaction on this connection, committing when
 // fn returns nil and rolling back otherwise. Inside CheckoutInTransaction
