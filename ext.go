@@ -390,7 +390,6 @@ func (c *Conn) Query(ctx context.Context, query string, args ...any) iter.Seq2[*
 	}
 }
 
-
 // Transaction runs fn in a transaction on this connection, committing when
 // fn returns nil and rolling back otherwise. Inside CheckoutInTransaction
 // (or another Transaction) it uses a SAVEPOINT, so an error in fn undoes

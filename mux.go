@@ -27,8 +27,10 @@ import (
 // the queue is empty or when others wait for a connection, so the pool's
 // counts stay exact and exclusive holders are served in line.
 //
-// The lock order: mux.mu, then a muxRequest's mu; neither is held during
-// I/O, while another mux's lock is taken, or while the pool's is.
+// Locks: mux.mu and each muxRequest's mu are leaves, never held during I/O
+// or together. A carrier holds a request's mu while it encodes that
+// request's arguments (the caller's driver.Valuer may run): only that
+// caller, giving up, ever waits for it.
 
 // Bounds of the multiplexer.
 const (
