@@ -85,9 +85,12 @@ type Config struct {
 	KeepaliveInterval time.Duration
 	// Multiplexing queues the autocommit statements of many callers onto
 	// a few connections, several callers' statements per round trip
-	// (multiplexing=on; see mux.go and the README). Transactions,
-	// checkouts and statements that leave session state keep a
-	// connection of their own.
+	// (multiplexing=on; see mux.go and the README's Multiplexing).
+	// Transactions, checkouts and statements that leave session state
+	// keep a connection of their own. A multiplexed statement's error is
+	// its caller's alone; a caller whose context ends returns at once,
+	// and its statement is either never sent or runs to its end
+	// uncancelled, its result dropped.
 	Multiplexing bool
 
 	// BeforeConnect, when set, is called before each connection is dialled
