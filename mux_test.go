@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/pgpurepy/pgpurepy"
@@ -550,4 +551,46 @@ func TestMuxDeadConnection(t *testing.T) {
 	}
 	_ = db.Close()
 	_ = admin.Close()
+}
+
+// What must see its own session is never multiplexed: session state,
+// transaction control, the connection's identity or last sequence value,
+// several statements in one text, and pgx's simple-protocol option.
+func TestMuxNotMultiplexed(t *testing.T) {
+	defer pgpurepy.SetMuxSlow(time.Minute)()
+	db, x := muxOpen(t, 2)
+	ctx := context.Background()
+	mustExec(t, db, "CREATE SEQUENCE mux_seq")
+	for _, tc := range []struct {
+		sql  string
+		args []any
+		mux  bool
+	}{
+		{"SELECT $1::int", []any{1}, true},
+		{"SELECT nextval('mux_seq')", nil, true},
+		{"SELECT $1::int", []any{pgx.QueryExecModeSimpleProtocol, 1}, false},
+		{"SELECT lastval()", nil, false},
+		{"SELECT currval('mux_seq')", nil, false},
+		{"SELECT pg_backend_pid()", nil, false},
+		{"SELECT 1; SELECT 2", nil, false},
+		{"SET application_name = 'mux'", nil, false},
+		{"SELECT set_config('application_name', 'mux', false)", nil, false},
+		{"CREATE TEMP TABLE mux_t (a int)", nil, false},
+		{"SELECT pg_advisory_lock(7)", nil, false},
+		{"SELECT pg_advisory_unlock(7)", nil, false},
+	} {
+		before, _, _ := muxStats(x)
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ExecContext(ctx, tc.sql, tc.args...); err != nil {
+			t.Errorf("%s: %v", tc.sql, err)
+		}
+		_ = c.Close()
+		after, _, _ := muxStats(x)
+		if got := after > before; got != tc.mux {
+			t.Errorf("%s: multiplexed %v, want %v", tc.sql, got, tc.mux)
+		}
+	}
 }

@@ -190,7 +190,8 @@ func containsFold(s, sub string) bool {
 // drop the connection's statements), CALL (a procedure may commit), and
 // what reads the connection's identity or its last sequence value
 // (lastval, currval, pg_backend_pid), which another caller's statement
-// may have set. Like changesSession it reads the text and errs towards no.
+// may have set, or releases a session's advisory lock, which the caller
+// took on a connection of its own. Like changesSession it reads the text and errs towards no.
 func multiplexable(sql string) bool {
 	if !singleStatement(sql) || changesSession(sql) {
 		return false
@@ -203,7 +204,7 @@ func multiplexable(sql string) bool {
 	if !rowWord {
 		return false
 	}
-	for _, f := range [...]string{"lastval", "currval", "pg_backend_pid", "into temp", "into temporary", "into unlogged"} {
+	for _, f := range [...]string{"lastval", "currval", "pg_backend_pid", "advisory_unlock", "into temp", "into temporary", "into unlogged"} {
 		if containsFold(sql, f) {
 			return false
 		}
