@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pgpurepy/pgpurepy"
+	"github.com/pgpurepy/pgpurepy/sqltest"
 )
 
 // muxOpen opens a pool with multiplexing on and connection_count n, and
@@ -592,5 +593,40 @@ func TestMuxNotMultiplexed(t *testing.T) {
 		if got := after > before; got != tc.mux {
 			t.Errorf("%s: multiplexed %v, want %v", tc.sql, got, tc.mux)
 		}
+	}
+}
+
+// The Tracer sees multiplexed statements as any other: their text, their
+// command tag and their error, with its own context back.
+func TestMuxTracer(t *testing.T) {
+	defer pgpurepy.SetMuxSlow(time.Minute)()
+	cfg, err := pgpurepy.ParseConfig(sqltest.DB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Multiplexing = true
+	tr := &recordingTracer{}
+	cfg.Tracer = tr
+	c, err := pgpurepy.NewConnectorConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT $1::int", 7).Scan(&n); err != nil || n != 7 {
+		t.Fatalf("got %d, %v", n, err)
+	}
+	if _, err := db.Exec("SELECT 1 / $1::int", 0); pgCode(err) != "22012" {
+		t.Fatalf("division by zero: %v", err)
+	}
+	if s := c.Pool().Stats(); s.MultiplexedStatements != 2 {
+		t.Fatalf("%d statements multiplexed, want 2", s.MultiplexedStatements)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if !slices.Equal(tr.starts, []string{"SELECT $1::int", "SELECT 1 / $1::int"}) || !slices.Equal(tr.ends, []string{"SELECT 1", ""}) ||
+		tr.errs[0] != nil || pgCode(tr.errs[1]) != "22012" || tr.lost != 0 {
+		t.Errorf("traced starts %q, ends %q, errors %v, %d contexts lost", tr.starts, tr.ends, tr.errs, tr.lost)
 	}
 }
