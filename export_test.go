@@ -84,3 +84,14 @@ func SetMuxSlow(d time.Duration) (restore func()) {
 	muxSlow = d
 	return func() { muxSlow = old }
 }
+
+// SetMuxQuiet sets whether a multiplexable statement runs on a connection
+// of its own while no carrier runs and a connection is idle, for the pools
+// opened until restore is called. The multiplexer tests that run one
+// statement at a time clear it: otherwise none of their statements would
+// be multiplexed, and nothing public forces one to be.
+func SetMuxQuiet(on bool) (restore func()) {
+	old := muxQuiet
+	muxQuiet = on
+	return func() { muxQuiet = old }
+}

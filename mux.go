@@ -46,6 +46,11 @@ const (
 	muxTries = 2
 )
 
+// muxQuiet, when set, runs a statement on a connection of its own, as
+// without multiplexing, while no carrier runs and a connection is idle (see
+// quiet). A multiplexer reads it when it is made (tests clear it).
+var muxQuiet = true
+
 // muxSlow is how long a statement may run in a batch before the
 // statements queued behind it count as held up: a text that took longer
 // runs on a connection of its own next time, and comes back once it ran
@@ -57,8 +62,10 @@ var muxSlow = 5 * time.Millisecond
 type mux struct {
 	pool *pool.Pool[*session]
 	sh   *shared
-	// slowAfter is muxSlow when the multiplexer was made.
+	// slowAfter and whenQuiet are muxSlow and muxQuiet when the
+	// multiplexer was made.
 	slowAfter time.Duration
+	whenQuiet bool
 
 	// routes maps a SQL text to its *muxRoute; nRoutes counts them.
 	routes  sync.Map
@@ -67,14 +74,15 @@ type mux struct {
 	mu sync.Mutex // protects following fields
 	// queue holds the requests no carrier has taken, oldest first.
 	queue []*muxRequest
-	// carriers counts the running carriers; acquiring is set while one
-	// of them waits for its session.
-	carriers  int
+	// carriers counts the running carriers (written under mu, read
+	// without it by quiet); acquiring is set while one of them waits for
+	// its session. Work is queued only while a carrier runs.
+	carriers  atomic.Int32
 	acquiring bool
 }
 
 func newMux(sh *shared, p *pool.Pool[*session]) *mux {
-	return &mux{pool: p, sh: sh, slowAfter: muxSlow}
+	return &mux{pool: p, sh: sh, slowAfter: muxSlow, whenQuiet: muxQuiet}
 }
 
 // muxRoute is what the multiplexer remembers of one SQL text.
@@ -116,7 +124,7 @@ type muxResult struct {
 
 // route says whether query, with options o, is multiplexed, runs on the
 // conn's own session because it ran slowly before (routeSlow, counted), or
-// must run there (routeOwn).
+// runs there because it must or because the pool is quiet (routeOwn).
 func (m *mux) route(query string, o *queryOptions) route {
 	if o.simple {
 		return routeOwn
@@ -128,8 +136,21 @@ func (m *mux) route(query string, o *queryOptions) route {
 	case r.slow.Load():
 		m.sh.stats.muxSlowExclusive.Add(1)
 		return routeSlow
+	case m.quiet():
+		return routeOwn
 	}
 	return routeMux
+}
+
+// quiet reports whether a statement may as well run on a connection of its
+// own: no carrier runs (so nothing is queued) and a connection is idle.
+// Handing a statement to a carrier costs two goroutine hand-offs, which
+// on a machine with idle cores wake threads: at one caller at a time it
+// halves the throughput of a point select. Multiplexing starts once the
+// connections are all busy, and then carries everyone's statements until
+// its queue runs dry.
+func (m *mux) quiet() bool {
+	return m.whenQuiet && m.carriers.Load() == 0 && m.pool.Idle() > 0
 }
 
 // lookup returns query's route, remembering it while there is room; nil
@@ -230,10 +251,10 @@ func (m *mux) enqueue(rs ...*muxRequest) {
 // startLocked starts a carrier if work waits, none is acquiring a session
 // and fewer than the pool's size run.
 func (m *mux) startLocked() {
-	if len(m.queue) == 0 || m.acquiring || m.carriers >= m.sh.cfg.ConnectionCount {
+	if len(m.queue) == 0 || m.acquiring || int(m.carriers.Load()) >= m.sh.cfg.ConnectionCount {
 		return
 	}
-	m.carriers++
+	m.carriers.Add(1)
 	m.acquiring = true
 	go m.carry()
 }
@@ -245,7 +266,7 @@ func (m *mux) take() []*muxRequest {
 	defer m.mu.Unlock()
 	n := min(len(m.queue), muxBatchMax)
 	if n == 0 {
-		m.carriers--
+		m.carriers.Add(-1)
 		return nil
 	}
 	batch := make([]*muxRequest, n)
@@ -260,7 +281,7 @@ func (m *mux) take() []*muxRequest {
 func (m *mux) leave() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.carriers--
+	m.carriers.Add(-1)
 	m.startLocked()
 }
 
@@ -294,7 +315,7 @@ func (m *mux) carry() {
 		// callers waiting in the pool's line do.
 		failed := m.queue
 		m.queue = nil
-		m.carriers--
+		m.carriers.Add(-1)
 		m.mu.Unlock()
 		for _, r := range failed {
 			r.done <- muxResult{err: err}

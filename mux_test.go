@@ -134,6 +134,7 @@ func muxStats(x *pgpurepy.Pool) (stmts, trips, slow uint64) {
 // An error in one caller's statement fails that caller alone: the others
 // of the same round trip get their results.
 func TestMuxErrorFailsOnlyItsCaller(t *testing.T) {
+	defer pgpurepy.SetMuxQuiet(false)()
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	defer pgpurepy.SetMuxSlow(time.Minute)()
 	db, x := muxOpen(t, 1)
@@ -214,6 +215,7 @@ func TestMuxErrorFailsOnlyItsCaller(t *testing.T) {
 // own the next time, so that it holds up the others once at most, and
 // comes back to the multiplexer once it ran fast there.
 func TestMuxSlowStatementRoutedExclusive(t *testing.T) {
+	defer pgpurepy.SetMuxQuiet(false)()
 	// Well below the slow statement, well above a loaded machine's noise.
 	defer pgpurepy.SetMuxSlow(100 * time.Millisecond)()
 	db, x := muxOpen(t, 2)
@@ -358,6 +360,7 @@ func TestMuxSessionAffinity(t *testing.T) {
 // Under concurrency the multiplexer carries several statements per round
 // trip, and the pool-level calls of the extension are multiplexed too.
 func TestMuxFewerRoundTripsThanStatements(t *testing.T) {
+	defer pgpurepy.SetMuxQuiet(false)()
 	defer pgpurepy.SetMuxSlow(time.Minute)()
 	db, x := muxOpen(t, 2)
 	ctx := context.Background()
@@ -402,6 +405,7 @@ func TestMuxFewerRoundTripsThanStatements(t *testing.T) {
 // The extension's pool-level calls work multiplexed: Execute, Fetch,
 // FetchOneOrNone and Query, with column types for database/sql.
 func TestMuxExtensionAndColumnTypes(t *testing.T) {
+	defer pgpurepy.SetMuxQuiet(false)()
 	defer pgpurepy.SetMuxSlow(time.Minute)()
 	db, x := muxOpen(t, 2)
 	ctx := context.Background()
@@ -473,6 +477,7 @@ func TestMuxExtensionAndColumnTypes(t *testing.T) {
 // flight on it, with an error saying their outcome is unknown, and no
 // others: those still queued run on the connection that replaces it.
 func TestMuxDeadConnection(t *testing.T) {
+	defer pgpurepy.SetMuxQuiet(false)()
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	defer pgpurepy.SetMuxSlow(time.Minute)()
 	db, x := muxOpen(t, 1)
@@ -558,6 +563,7 @@ func TestMuxDeadConnection(t *testing.T) {
 // transaction control, the connection's identity or last sequence value,
 // several statements in one text, and pgx's simple-protocol option.
 func TestMuxNotMultiplexed(t *testing.T) {
+	defer pgpurepy.SetMuxQuiet(false)()
 	defer pgpurepy.SetMuxSlow(time.Minute)()
 	db, x := muxOpen(t, 2)
 	ctx := context.Background()
@@ -599,6 +605,7 @@ func TestMuxNotMultiplexed(t *testing.T) {
 // The Tracer sees multiplexed statements as any other: their text, their
 // command tag and their error, with its own context back.
 func TestMuxTracer(t *testing.T) {
+	defer pgpurepy.SetMuxQuiet(false)()
 	defer pgpurepy.SetMuxSlow(time.Minute)()
 	cfg, err := pgpurepy.ParseConfig(sqltest.DB(t))
 	if err != nil {
@@ -628,5 +635,49 @@ func TestMuxTracer(t *testing.T) {
 	if !slices.Equal(tr.starts, []string{"SELECT $1::int", "SELECT 1 / $1::int"}) || !slices.Equal(tr.ends, []string{"SELECT 1", ""}) ||
 		tr.errs[0] != nil || pgCode(tr.errs[1]) != "22012" || tr.lost != 0 {
 		t.Errorf("traced starts %q, ends %q, errors %v, %d contexts lost", tr.starts, tr.ends, tr.errs, tr.lost)
+	}
+}
+
+// One caller at a time runs on a connection of its own, as without
+// multiplexing; once every connection is busy, statements are multiplexed.
+func TestMuxQuietPoolRunsAlone(t *testing.T) {
+	defer pgpurepy.SetMuxSlow(time.Minute)()
+	db, x := muxOpen(t, 1)
+	ctx := context.Background()
+	// The warm-up's statement found no connection open yet: it may have
+	// been multiplexed.
+	stmts0, _, _ := muxStats(x)
+	for i := range 10 {
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT $1::int", i).Scan(&n); err != nil || n != i {
+			t.Fatalf("got %d, %v", n, err)
+		}
+	}
+	if stmts, _, _ := muxStats(x); stmts != stmts0 {
+		t.Fatalf("%d statements multiplexed on a quiet pool", stmts-stmts0)
+	}
+	done := make(chan error, 1)
+	err := x.Checkout(ctx, func(*pgpurepy.Conn) error {
+		go func() {
+			var n int
+			done <- db.QueryRowContext(ctx, "SELECT $1::int", 42).Scan(&n)
+		}()
+		deadline := time.Now().Add(extBound)
+		for pgpurepy.MuxQueued(x) < 1 {
+			if time.Now().After(deadline) {
+				return errors.New("the statement did not queue while the pool was busy")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if stmts, _, _ := muxStats(x); stmts-stmts0 != 1 {
+		t.Fatalf("%d statements multiplexed on a busy pool, want 1", stmts-stmts0)
 	}
 }

@@ -204,6 +204,9 @@ func TestAcquireReleaseStats(t *testing.T) {
 	if w := p.Waiting(); w != n {
 		t.Fatalf("Waiting() = %d, want %d", w, n)
 	}
+	if i := p.Idle(); i != s.Idle {
+		t.Fatalf("Idle() = %d, want %d", i, s.Idle)
+	}
 	for _, r := range rs {
 		r.Release()
 	}
