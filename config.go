@@ -87,7 +87,8 @@ type Config struct {
 	// a few connections, several callers' statements per round trip
 	// (multiplexing=on; see mux.go and the README's Multiplexing).
 	// Transactions, checkouts and statements that leave session state
-	// keep a connection of their own. A multiplexed statement's error is
+	// keep a connection of their own, and so does any statement while no
+	// carrier runs and a connection is idle. A multiplexed statement's error is
 	// its caller's alone; a caller whose context ends returns at once,
 	// and its statement is either never sent or runs to its end
 	// uncancelled, its result dropped.
