@@ -90,11 +90,12 @@ func (x *Pool) register(ctx context.Context, conv converters.Converter, withArra
 // satisfies errors.Is(err, ctx.Err()).
 //
 // With multiplexing on, Execute, Fetch, FetchOne, FetchOneOrNone and Query
-// multiplex the statements they can once every connection is busy (see the README's Multiplexing): such
-// a statement's rows are read in full before the first is returned, and
-// when ctx ends while it runs the call returns at once with an error
-// satisfying errors.Is(err, ctx.Err()), but the statement is not
-// cancelled: it runs to its end on the server and its result is dropped.
+// multiplex the statements they can once every connection is busy (see the
+// README's Multiplexing): such a statement's rows are read in full before
+// the first is returned, and when ctx ends while it runs the call returns
+// at once with an error satisfying errors.Is(err, ctx.Err()), but the
+// statement is not cancelled: it runs to its end on the server and its
+// result is dropped.
 func (x *Pool) Execute(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
 	err := x.auto(ctx, func(c *Conn) error {
