@@ -23,6 +23,10 @@ type queryOptions struct {
 	// (pgx.QueryResultFormats, pgx.QueryResultFormatsByOID).
 	formats      pgx.QueryResultFormats
 	formatsByOID pgx.QueryResultFormatsByOID
+	// simple is set by pgx.QueryExecModeSimpleProtocol: code that asks
+	// for it expects its statement alone on its connection, as pgx's
+	// simple protocol sends it, so it is never multiplexed.
+	simple bool
 }
 
 type naming uint8
@@ -53,8 +57,10 @@ func takeOptions(ctx context.Context, query string, args []driver.NamedValue) (s
 			switch v {
 			case pgx.QueryExecModeCacheStatement:
 				o.naming = namingNamed
-			case pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol:
+			case pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec:
 				o.naming = namingUnnamed
+			case pgx.QueryExecModeSimpleProtocol:
+				o.naming, o.simple = namingUnnamed, true
 			default:
 				return "", nil, o, fmt.Errorf("pgpurepy: unknown pgx.QueryExecMode %d", int32(v))
 			}

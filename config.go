@@ -90,6 +90,16 @@ type Config struct {
 	// connection keeps, so the connections spread over the hosts that
 	// qualify.
 	LoadBalanceHosts bool
+	// Multiplexing queues the autocommit statements of many callers onto
+	// a few connections, several callers' statements per round trip
+	// (multiplexing=on; see mux.go and the README's Multiplexing).
+	// Transactions, checkouts and statements that leave session state
+	// keep a connection of their own, and so does any statement while no
+	// carrier runs and a connection is idle. A multiplexed statement's error is
+	// its caller's alone; a caller whose context ends returns at once,
+	// and its statement is either never sent or runs to its end
+	// uncancelled, its result dropped.
+	Multiplexing bool
 
 	// BeforeConnect, when set, is called before each connection is dialled
 	// with a copy of the connection settings, which it may change: a
@@ -170,6 +180,17 @@ var dsnKeys = []dsnKey{
 			return errors.New(`must be "disable" or "random"`)
 		}
 		c.LoadBalanceHosts = v == "random"
+		return nil
+	}},
+	{"multiplexing", "off", "", "`on`: autocommit statements of many callers share a few connections, several per round trip; transactions, checkouts and session state keep a connection of their own (see Multiplexing)", func(c *Config, v string) error {
+		switch v {
+		case "on":
+			c.Multiplexing = true
+		case "off":
+			c.Multiplexing = false
+		default:
+			return errors.New(`must be "on" or "off"`)
+		}
 		return nil
 	}},
 }

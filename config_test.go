@@ -63,6 +63,7 @@ func cfgKeyCases() []cfgKeyCase {
 	dials := func(c *pgpurepy.Config) any { return c.MaxCancelDials }
 	minConns := func(c *pgpurepy.Config) any { return c.MinConnections }
 	balance := func(c *pgpurepy.Config) any { return c.LoadBalanceHosts }
+	mux := func(c *pgpurepy.Config) any { return c.Multiplexing }
 	durations := map[string]func(*pgpurepy.Config) any{
 		"ping_after_idle":          func(c *pgpurepy.Config) any { return c.PingAfterIdle },
 		"cancel_grace":             func(c *pgpurepy.Config) any { return c.CancelGrace },
@@ -100,6 +101,10 @@ func cfgKeyCases() []cfgKeyCase {
 		{key: "load_balance_hosts", value: "disable", get: balance, want: false},
 		{key: "load_balance_hosts", value: "true", bad: true},
 		{key: "load_balance_hosts", value: "", bad: true},
+		{key: "multiplexing", value: "on", get: mux, want: true},
+		{key: "multiplexing", value: "off", get: mux, want: false},
+		{key: "multiplexing", value: "yes", bad: true},
+		{key: "multiplexing", value: "", bad: true},
 	}
 	for _, key := range []string{"ping_after_idle", "cancel_grace", "max_conn_lifetime", "max_conn_lifetime_jitter", "max_conn_idle_time", "keepalive_interval"} {
 		get := durations[key]
@@ -195,6 +200,8 @@ func TestParseConfigAllKeysAtOnce(t *testing.T) {
 		switch k.Name {
 		case "query_mode":
 			v = pgpurepy.QueryModeDescribe
+		case "multiplexing":
+			v = "on"
 		case "ping_after_idle", "cancel_grace", "max_conn_lifetime", "max_conn_lifetime_jitter", "max_conn_idle_time", "keepalive_interval":
 			v = "7s"
 		case "load_balance_hosts":
@@ -223,6 +230,7 @@ func TestParseConfigAllKeysAtOnce(t *testing.T) {
 			MaxConnIdleTime:        7 * time.Second,
 			KeepaliveInterval:      7 * time.Second,
 			LoadBalanceHosts:       true,
+			Multiplexing:           true,
 		}
 		if !reflect.DeepEqual(*c, want) {
 			t.Errorf("ParseConfig(%q) =\n %+v, want\n %+v", dsn, *c, want)

@@ -26,12 +26,17 @@ import (
 // waiting counts are exact whatever database/sql's idle limit is. Inside a
 // transaction or a *sql.Conn database/sql does not park the conn, so session
 // state (SET, temporary tables) lasts as long as they do.
+//
+// With multiplexing on, a conn binds no session until a statement needs
+// one of its own (see multiplexer): its other statements are multiplexed.
 type conn struct {
 	pool *pool.Pool[*session]
 	sh   *shared
 	// standby is the pool's standby pool, nil unless its DSN lists several
 	// hosts (see PreferStandby).
 	standby *standby
+	// mux is the pool's multiplexer with multiplexing on, else nil.
+	mux multiplexer
 	// s and res are the bound session; nil while parked.
 	s   *session
 	res *pool.Resource[*session]
@@ -106,6 +111,48 @@ func (c *conn) Close() error {
 		return c.closePool.Close()
 	}
 	return nil
+}
+
+// multiplexer runs the statements of conns that hold no session on
+// connections shared with other callers' statements (mux.go,
+// multiplexing=on).
+type multiplexer interface {
+	// route says where query, with options o, runs.
+	route(query string, o *queryOptions) route
+	// exec and query run query, which route sent to the multiplexer, and
+	// return once it ended: its rows are read in full. When ctx ends
+	// first they return at once with an error wrapping ctx.Err(); the
+	// statement is then either never sent or runs to its end on the
+	// server, uncancelled.
+	exec(ctx context.Context, query string, args []driver.NamedValue, o *queryOptions) (pgconn.CommandTag, error)
+	query(ctx context.Context, query string, args []driver.NamedValue, o *queryOptions) (driver.Rows, pgconn.CommandTag, error)
+	// ranAlone tells how long query, which route sent to a session of
+	// the conn's own because it was slow, took there.
+	ranAlone(query string, took time.Duration)
+}
+
+// route is where a statement of a conn runs.
+type route uint8
+
+const (
+	// routeOwn: on the conn's own session, as without multiplexing.
+	routeOwn route = iota
+	// routeMux: through the multiplexer.
+	routeMux
+	// routeSlow: on the conn's own session because the text ran slowly
+	// when it was multiplexed; the time it takes there is reported back.
+	routeSlow
+)
+
+// route says where c runs query: only a conn that holds no session
+// multiplexes, because a bound one may hold a transaction or session
+// state its statements must see, and a statement marked for a standby
+// goes there (see PreferStandby).
+func (c *conn) route(ctx context.Context, query string, o *queryOptions) route {
+	if c.mux == nil || c.s != nil || c.waitsForStatement(ctx) {
+		return routeOwn
+	}
+	return c.mux.route(query, o)
 }
 
 // bind checks a session out for c if it has none, waiting in line (first
@@ -225,16 +272,28 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 // ExecContext runs query and reports the rows it affected. Text with
 // several statements (and no arguments) runs with the simple protocol.
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if err := c.bindStmt(ctx); err != nil {
-		return nil, err
-	}
 	query, args, opts, err := takeOptions(ctx, query, args)
 	if err != nil {
-		c.endRouted()
 		return nil, err
 	}
+	rt := c.route(ctx, query, &opts)
+	if rt != routeMux {
+		if err := c.bindStmt(ctx); err != nil {
+			return nil, err
+		}
+	}
 	ctx = c.traceStart(ctx, query, args)
-	tag, err := c.exec(ctx, query, args, &opts)
+	var tag pgconn.CommandTag
+	switch rt {
+	case routeMux:
+		tag, err = c.mux.exec(ctx, query, args, &opts)
+	case routeSlow:
+		began := time.Now()
+		tag, err = c.exec(ctx, query, args, &opts)
+		c.mux.ranAlone(query, time.Since(began))
+	default:
+		tag, err = c.exec(ctx, query, args, &opts)
+	}
 	c.traceEnd(ctx, tag.String(), err)
 	c.endRouted()
 	if err != nil {
@@ -271,17 +330,34 @@ func (c *conn) execSimple(ctx context.Context, query string) (pgconn.CommandTag,
 // QueryContext runs query and streams its rows. Text with several
 // statements (and no arguments) runs with the simple protocol, and the
 // result sets after the first are reached with NextResultSet.
+//
+// A multiplexed query (see multiplexer) has ended when QueryContext
+// returns: its rows were read in full, and Next hands them out.
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	query, args, opts, err := takeOptions(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	rt := c.route(ctx, query, &opts)
+	if rt == routeMux {
+		ctx = c.traceStart(ctx, query, args)
+		r, tag, err := c.mux.query(ctx, query, args, &opts)
+		c.traceEnd(ctx, tag.String(), err)
+		return r, err
+	}
 	if err := c.bindStmt(ctx); err != nil {
 		return nil, err
 	}
-	query, args, opts, err := takeOptions(ctx, query, args)
-	if err != nil {
-		c.endRouted()
-		return nil, err
-	}
 	ctx = c.traceStart(ctx, query, args)
+	var began time.Time
+	if rt == routeSlow {
+		began = time.Now()
+	}
 	r, err := c.query(ctx, query, args, &opts)
+	if rt == routeSlow {
+		// Up to its first row: what held up the statements behind it.
+		c.mux.ranAlone(query, time.Since(began))
+	}
 	if err != nil {
 		c.traceEnd(ctx, "", err)
 		c.endRouted()
@@ -365,14 +441,14 @@ func (c *conn) Ping(ctx context.Context) error {
 
 // ResetSession runs before database/sql reuses a parked connection: it
 // checks a session out of the pool, waiting in line with every other caller
-// and bounded by ctx. The pool's checkout runs the health check. With a
-// context marked by PreferStandby it leaves the checkout to the call that
-// follows (see waitsForStatement).
+// and bounded by ctx. The pool's checkout runs the health check. With
+// multiplexing on, or with a context marked by PreferStandby, it leaves the
+// checkout to the call that follows (see conn and waitsForStatement).
 func (c *conn) ResetSession(ctx context.Context) error {
 	if c.s != nil && !c.s.healthy() {
 		return driver.ErrBadConn
 	}
-	if c.waitsForStatement(ctx) {
+	if c.mux != nil || c.waitsForStatement(ctx) {
 		return nil
 	}
 	return c.bind(ctx)

@@ -22,6 +22,8 @@ type Connector struct {
 	// standby is the pool of standby connections for the statements marked
 	// with PreferStandby; nil unless the DSN lists several hosts.
 	standby *standby
+	// mux is the pool's multiplexer with multiplexing=on, else nil.
+	mux multiplexer
 	// endLife ends sh.life: cancel requests and recoveries stop.
 	endLife context.CancelFunc
 }
@@ -96,6 +98,9 @@ func NewConnectorConfig(cfg *Config) (*Connector, error) {
 		c.standby = &standby{pool: spl, log: log}
 	}
 	pl.Start(cfg.MinConnections)
+	if cfg.Multiplexing {
+		c.mux = newMux(sh, pl)
+	}
 	return c, nil
 }
 
@@ -138,13 +143,16 @@ func OpenDB(dsn string) (*sql.DB, error) {
 // Connect checks a connection out of the pool, waiting first come first
 // served while all are busy. It returns ctx's error when ctx ends first, and
 // a connection error (wrapped, never with the password) when the server
-// cannot be reached and the pool holds no connection. With a context
+// cannot be reached and the pool holds no connection. With multiplexing on
+// it checks nothing out: the connection's first statement that needs a
+// session of its own does, and the others are multiplexed. With a context
 // marked by PreferStandby, on a pool whose DSN lists several hosts, it
-// checks nothing out and never fails: the connection's first call does,
-// from the standby pool for a statement and from the pool otherwise.
+// checks nothing out either: the connection's first call does, from the
+// standby pool for a statement and from the pool otherwise. In both cases
+// it never fails.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	cn := &conn{pool: c.pool, sh: c.sh, standby: c.standby}
-	if cn.waitsForStatement(ctx) {
+	cn := &conn{pool: c.pool, sh: c.sh, standby: c.standby, mux: c.mux}
+	if c.mux != nil || cn.waitsForStatement(ctx) {
 		return cn, nil
 	}
 	if err := cn.bind(ctx); err != nil {

@@ -21,4 +21,11 @@ type counters struct {
 	// standbyStatements counts the statements marked with PreferStandby
 	// that got a standby's session.
 	standbyStatements atomic.Uint64
+	// muxStatements counts the statements carriers sent, muxRoundTrips
+	// the writes that carried them, and muxSlowExclusive the multiplexable
+	// statements run on a connection of their own because they ran slowly
+	// before (see mux.go).
+	muxStatements    atomic.Uint64
+	muxRoundTrips    atomic.Uint64
+	muxSlowExclusive atomic.Uint64
 }

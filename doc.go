@@ -65,9 +65,10 @@
 // through pgconn, and takes out the pool's own keys (connection_count,
 // min_connections, query_mode, statement_cache_capacity, ping_after_idle, cancel_grace,
 // max_cancel_dials, max_conn_lifetime, max_conn_lifetime_jitter,
-// max_conn_idle_time, keepalive_interval, load_balance_hosts), and the keys
-// of pgx, pgxpool and lib/pq that a DSN brings along (pool_max_conns,
-// default_query_exec_mode, ...), which it translates to ours. [NewConnectorConfig] takes a
+// max_conn_idle_time, keepalive_interval, load_balance_hosts, multiplexing),
+// and the keys of pgx, pgxpool and lib/pq that a DSN brings along
+// (pool_max_conns, default_query_exec_mode, ...), which it translates to
+// ours. [NewConnectorConfig] takes a
 // [Config] with a logger, a tracer or a BeforeConnect hook set; [OpenDB]
 // opens a *sql.DB with database/sql limits that suit the pool.
 //
@@ -79,12 +80,13 @@
 //
 //	face     driver.go connector.go conn.go rows.go stmt.go tx.go args.go   database/sql
 //	         ext.go row.go stats.go listen.go copy.go batch.go               the extension
+//	         pipeline.go mux.go                                              pipelines, multiplexing
 //	session  dial.go health.go exec.go statements.go naming.go catalog.go
 //	         begin.go finish.go recovery.go session.go                       one connection
 //	         standby.go
-//	parts    decode.go encode.go stmtcache.go registry.go nullable.go cancel.go
-//	         failover.go balance.go counters.go config.go log.go gracectx.go
-//	         sqltext.go saslprep.go trace.go errors.go
+//	parts    decode.go encode.go coltypes.go stmtcache.go registry.go
+//	         nullable.go cancel.go failover.go balance.go counters.go config.go
+//	         log.go gracectx.go sqltext.go saslprep.go trace.go errors.go
 //	wire     internal/wire (Framer, Peeker), internal/pool, pgx's pgconn and pgtype
 //
 // Where each behaviour of the seed's pool API lives:
@@ -107,17 +109,24 @@
 //   - COPY (beyond the seed): copy.go (CopyFrom, CopyTo, the encoder),
 //     internal/wire (an interrupted COPY is failed, never committed), and
 //     recovery.go (the 57014 that answers a CopyFail is not a spent cancel);
-//   - batches (beyond the seed): batch.go (new texts described together,
-//     every argument encoded before anything is sent, one pipeline with a
-//     Sync per statement, the guard of a carried BEGIN), internal/wire
-//     (Framer.Pipelined: the made-up ends of a cancelled pipeline);
+//   - batches (beyond the seed): batch.go (the API), pipeline.go (new texts
+//     described together, every argument encoded before anything is sent,
+//     one pipeline with a Sync per statement, the guard of a carried
+//     BEGIN), internal/wire (Framer.Pipelined: the made-up ends of a
+//     cancelled pipeline);
+//   - multiplexing (beyond the seed, multiplexing=on): mux.go (the queue,
+//     the carriers, the routes of slow texts, the buffered rows),
+//     pipeline.go (one round trip for many callers' statements),
+//     sqltext.go (multiplexable), conn.go (route: which statements of a
+//     conn without a session are multiplexed), ext.go (the pool-level
+//     calls), coltypes.go (column types read after the session moved on);
 //   - LISTEN/NOTIFY (beyond the seed): listen.go (a Listener with its own
 //     session from dial.go, reconnects, the missed marker), dial.go
 //     (OnNotification forwards to the session's listener);
 //   - read routing and load balancing (beyond the seed): standby.go
 //     (PreferStandby, the standby pool, the fallback to the primary),
 //     conn.go (a conn checked out with a marked context binds at its call;
-//     a routed statement holds its session alone), ext.go (checkoutRead),
+//     a routed statement holds its session alone), ext.go (autoConn),
 //     health.go (a promoted standby's session is replaced), balance.go
 //     and dial.go (load_balance_hosts=random);
 //   - connections closed while idle (the seed's warning): health.go (the
@@ -146,6 +155,17 @@
 //     while the holder runs the source and encodes rows; the holder uses
 //     the session again only after the helper returned.
 //
+//   - With multiplexing on, a carrier (mux.go) is the holder of the session
+//     it checked out, like any other: only its goroutine calls pgconn on
+//     it, describes, encodes and decodes with its codecs, until it gives
+//     the session back. The callers whose statements it carries never
+//     touch the session: they hand it their arguments through a
+//     muxRequest, which the carrier reads under the request's mutex only
+//     while the caller still waits, and get back rows decoded into values
+//     of their own. A carrier never sends a cancel request (it could stop
+//     a neighbour's statement): its context is the pool's life without its
+//     end.
+//
 //   - A Listener's session belongs to the goroutine that ranges over it (or
 //     Listen's, before a range starts). Only an interrupt runs elsewhere,
 //     when the listener's context ends or Close is called: under
@@ -159,10 +179,13 @@
 // holds one for a single statement. The standby's retry time is an atomic.
 //
 // Every mutex (registry, nullability, failover, cancelHandler, recovery,
-// closedStmts, Listener, both internal/pool's) is a leaf: none is held while another is
-// taken, during I/O, or while user code runs. Converters (the Converter's
-// Codec and GoType), the Tracer and the Logger are always called without a
-// lock held: a converter is checked on a copy of a connection's types before
-// the registry's lock is taken, and the registry's entries are applied
-// outside it.
+// closedStmts, Listener, both internal/pool's, the multiplexer's mux.mu and
+// muxRequest.mu) is a leaf: none is held while another is taken, during
+// I/O, or while user code runs, with one exception: a carrier holds a
+// muxRequest's mu while it encodes that request's arguments, which may run
+// the caller's driver.Valuer; only that caller, giving up, waits for it.
+// Converters (the Converter's Codec and GoType), the Tracer and the Logger
+// are always called without a lock held: a converter is checked on a copy
+// of a connection's types before the registry's lock is taken, and the
+// registry's entries are applied outside it.
 package pgpurepy

@@ -34,6 +34,8 @@ func (d *Driver) Open(dsn string) (driver.Conn, error) {
 		return nil, err
 	}
 	cfg.ConnectionCount = 1
+	// One connection for one caller: nothing to share.
+	cfg.Multiplexing = false
 	c, err := NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"net"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -80,3 +81,40 @@ func ForeignKeys() []ForeignKey {
 // shuffles, including the TLS entries of sslmode=prefer, which no server
 // shows (a connection reports only the host it kept).
 func ShuffleHosts(cc *pgconn.Config) { shuffleHosts(cc) }
+
+// MuxQueued returns how many statements wait in x's multiplexer for a
+// carrier, 0 with multiplexing off. TestMuxErrorFailsOnlyItsCaller needs
+// it to know that every statement of the batch it builds is queued before
+// it lets the carrier have the pool's only connection: nothing public
+// tells a queued statement from one whose caller has not yet called.
+func MuxQueued(x *Pool) int {
+	m, ok := x.c.mux.(*mux)
+	if !ok {
+		return 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.queue)
+}
+
+// SetMuxSlow sets how long a multiplexed statement may run before its text
+// is routed to connections of its own, for the pools opened until restore
+// is called. The multiplexer tests that count statements need it: on a
+// loaded machine (the race detector, two cores) a 5 ms statement is noise,
+// and a test must count what it sent, not what the scheduler did.
+func SetMuxSlow(d time.Duration) (restore func()) {
+	old := muxSlow
+	muxSlow = d
+	return func() { muxSlow = old }
+}
+
+// SetMuxQuiet sets whether a multiplexable statement runs on a connection
+// of its own while no carrier runs and a connection is idle, for the pools
+// opened until restore is called. The multiplexer tests that run one
+// statement at a time clear it: otherwise none of their statements would
+// be multiplexed, and nothing public forces one to be.
+func SetMuxQuiet(on bool) (restore func()) {
+	old := muxQuiet
+	muxQuiet = on
+	return func() { muxQuiet = old }
+}

@@ -88,9 +88,17 @@ func (x *Pool) register(ctx context.Context, conv converters.Converter, withArra
 // rows it affected. If ctx ends while the statement runs, the statement is
 // cancelled on the server, the connection stays in the pool, and the error
 // satisfies errors.Is(err, ctx.Err()).
+//
+// With multiplexing on, Execute, Fetch, FetchOne, FetchOneOrNone and Query
+// multiplex the statements they can once every connection is busy (see the
+// README's Multiplexing): such a statement's rows are read in full before
+// the first is returned, and when ctx ends while it runs the call returns
+// at once with an error satisfying errors.Is(err, ctx.Err()), but the
+// statement is not cancelled: it runs to its end on the server and its
+// result is dropped.
 func (x *Pool) Execute(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
-	err := x.read(ctx, func(c *Conn) error {
+	err := x.auto(ctx, func(c *Conn) error {
 		var err error
 		n, err = c.Execute(ctx, query, args...)
 		return err
@@ -101,7 +109,7 @@ func (x *Pool) Execute(ctx context.Context, query string, args ...any) (int64, e
 // Fetch runs query on the next free connection and returns all its rows.
 func (x *Pool) Fetch(ctx context.Context, query string, args ...any) ([]*Row, error) {
 	var out []*Row
-	err := x.read(ctx, func(c *Conn) error {
+	err := x.auto(ctx, func(c *Conn) error {
 		var err error
 		out, err = c.Fetch(ctx, query, args...)
 		return err
@@ -112,7 +120,7 @@ func (x *Pool) Fetch(ctx context.Context, query string, args ...any) ([]*Row, er
 // FetchOne returns the first row of query's result; see Conn.FetchOne.
 func (x *Pool) FetchOne(ctx context.Context, query string, args ...any) (*Row, error) {
 	var out *Row
-	err := x.read(ctx, func(c *Conn) error {
+	err := x.auto(ctx, func(c *Conn) error {
 		var err error
 		out, err = c.FetchOne(ctx, query, args...)
 		return err
@@ -124,7 +132,7 @@ func (x *Pool) FetchOne(ctx context.Context, query string, args ...any) (*Row, e
 // error when there is none.
 func (x *Pool) FetchOneOrNone(ctx context.Context, query string, args ...any) (*Row, error) {
 	var out *Row
-	err := x.read(ctx, func(c *Conn) error {
+	err := x.auto(ctx, func(c *Conn) error {
 		var err error
 		out, err = c.FetchOneOrNone(ctx, query, args...)
 		return err
@@ -141,7 +149,7 @@ func (x *Pool) FetchOneOrNone(ctx context.Context, query string, args ...any) (*
 // element. A Row is valid after its iteration step.
 func (x *Pool) Query(ctx context.Context, query string, args ...any) iter.Seq2[*Row, error] {
 	return func(yield func(*Row, error) bool) {
-		c, err := x.checkoutRead(ctx)
+		c, err := x.autoConn(ctx)
 		if err != nil {
 			yield(nil, err)
 			return
@@ -189,10 +197,9 @@ func (x *Pool) with(ctx context.Context, fn func(*Conn) error) error {
 	return fn(c)
 }
 
-// read is with for one statement, which a context marked with
-// PreferStandby sends to a standby.
-func (x *Pool) read(ctx context.Context, fn func(*Conn) error) error {
-	c, err := x.checkoutRead(ctx)
+// auto runs fn on the Conn of autoConn, released when fn returns.
+func (x *Pool) auto(ctx context.Context, fn func(*Conn) error) error {
+	c, err := x.autoConn(ctx)
 	if err != nil {
 		return err
 	}
@@ -200,20 +207,27 @@ func (x *Pool) read(ctx context.Context, fn func(*Conn) error) error {
 	return fn(c)
 }
 
+// autoConn returns a Conn for the pool-level statement methods: for a
+// context marked with PreferStandby, one holding a standby's session; with
+// multiplexing on, one that binds a session only for a statement that
+// cannot be multiplexed; otherwise a checked-out one.
+func (x *Pool) autoConn(ctx context.Context) (*Conn, error) {
+	if x.c.standby != nil && prefersStandby(ctx) {
+		c := &Conn{c: conn{pool: x.c.pool, sh: x.c.sh, standby: x.c.standby, resetState: true}}
+		if err := c.c.acquire(ctx, true); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	if x.c.mux == nil {
+		return x.checkout(ctx)
+	}
+	return &Conn{c: conn{pool: x.c.pool, sh: x.c.sh, mux: x.c.mux, resetState: true}}, nil
+}
+
 func (x *Pool) checkout(ctx context.Context) (*Conn, error) {
 	c := &Conn{c: conn{pool: x.c.pool, sh: x.c.sh, resetState: true}}
 	if err := c.c.bind(ctx); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-func (x *Pool) checkoutRead(ctx context.Context) (*Conn, error) {
-	if x.c.standby == nil || !prefersStandby(ctx) {
-		return x.checkout(ctx)
-	}
-	c := &Conn{c: conn{pool: x.c.pool, sh: x.c.sh, standby: x.c.standby, resetState: true}}
-	if err := c.c.acquire(ctx, true); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -298,11 +312,12 @@ func (c *Conn) FetchOneOrNone(ctx context.Context, query string, args ...any) (*
 	if err != nil {
 		return nil, err
 	}
-	vals := make([]driver.Value, len(r.columns))
+	cols := r.columnNames()
+	vals := make([]driver.Value, len(cols))
 	var row *Row
 	switch err = r.Next(vals); {
 	case err == nil:
-		row = &Row{columns: r.columns, values: vals}
+		row = &Row{columns: cols, values: vals}
 	case errors.Is(err, io.EOF):
 		err = nil
 	}
@@ -315,15 +330,23 @@ func (c *Conn) FetchOneOrNone(ctx context.Context, query string, args ...any) (*
 	return row, nil
 }
 
+// resultRows are the rows of the extension's queries: streamed (rows) or,
+// multiplexed, read in full (muxRows).
+type resultRows interface {
+	driver.Rows
+	// columnNames returns the column names without copying them.
+	columnNames() []string
+}
+
 // query starts query with args; the caller closes the rows.
-func (c *Conn) query(ctx context.Context, query string, args []any) (*rows, error) {
+func (c *Conn) query(ctx context.Context, query string, args []any) (resultRows, error) {
 	nv := c.namedArgs(args)
 	drows, err := c.c.QueryContext(ctx, query, nv)
 	clear(nv) // encoded by now; do not keep the caller's values alive
 	if err != nil {
 		return nil, err
 	}
-	return drows.(*rows), nil
+	return drows.(resultRows), nil
 }
 
 // Query streams query's rows. An error ends the sequence as its last
@@ -337,7 +360,7 @@ func (c *Conn) Query(ctx context.Context, query string, args ...any) iter.Seq2[*
 			yield(nil, err)
 			return
 		}
-		cols := r.columns // Row keeps them to itself
+		cols := r.columnNames() // Row keeps them to itself
 		// Rows and their values are allocated in chunks that double up to
 		// rowChunkMax rows: a one-row result costs what it did, a long one
 		// two allocations per chunk instead of two per row. A Row kept by
@@ -375,9 +398,6 @@ func (c *Conn) Query(ctx context.Context, query string, args ...any) iter.Seq2[*
 		}
 	}
 }
-
-// rowChunkMax is the most rows Conn.Query allocates at once.
-const rowChunkMax = 32
 
 // Transaction runs fn in a transaction on this connection, committing when
 // fn returns nil and rolling back otherwise. Inside CheckoutInTransaction

@@ -351,6 +351,39 @@ func TestRoutePreferStandby(t *testing.T) {
 			t.Errorf("StandbyConnections %d is more than connection_count %d", st.StandbyConnections, st.MaxConnections)
 		}
 	})
+
+	t.Run("multiplexing", func(t *testing.T) {
+		// With multiplexing on, unmarked autocommit statements share the
+		// primary's connections, and marked ones still go to a standby:
+		// the multiplexer's carriers are on the primary.
+		defer pgpurepy.SetMuxQuiet(false)()
+		mdb, err := sql.Open("pgpurepy", haKV(P, S, "read-write", "connection_count=2", "multiplexing=on"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mdb.Close()
+		mx := ext(t, mdb)
+		standby, port, err := routeOn(ctx, mdb)
+		routeExpect(t, "unmarked QueryRow", P, pair, standby, port, err)
+		if n := mx.Stats().MultiplexedStatements; n == 0 {
+			t.Errorf("unmarked QueryRow: MultiplexedStatements %d, want it multiplexed", n)
+		}
+		before := mx.Stats()
+		standby, port, err = routeOn(mark, mdb)
+		routeExpect(t, "marked QueryRow", S, pair, standby, port, err)
+		standby, port, err = routeRowOn(mx.FetchOne(mark, routeWhere))
+		routeExpect(t, "marked FetchOne", S, pair, standby, port, err)
+		_, err = mdb.ExecContext(mark, "CREATE TABLE route_mux (x int)")
+		routeReadOnlyError(t, "marked Exec of a write", err)
+		st := mx.Stats()
+		if st.StandbyStatements != before.StandbyStatements+3 || st.MultiplexedStatements != before.MultiplexedStatements {
+			t.Errorf("three marked statements: StandbyStatements %d -> %d, MultiplexedStatements %d -> %d; want 3 more on a standby and none multiplexed",
+				before.StandbyStatements, st.StandbyStatements, before.MultiplexedStatements, st.MultiplexedStatements)
+		}
+		if err := mdb.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// rowChunkMax is the most rows Conn.Query, and a batch's results, allocate
+// at once.
+const rowChunkMax = 32
+
 // Row is one row of a result, decoded as database/sql would decode it.
 type Row struct {
 	columns []string

@@ -6,9 +6,6 @@ import (
 	"io"
 	"math"
 	"reflect"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -57,6 +54,8 @@ func (r *rows) Columns() []string {
 	}
 	return append([]string(nil), r.columns...)
 }
+
+func (r *rows) columnNames() []string { return r.columns }
 
 // Next decodes the next row into dest. A value that cannot be decoded gives
 // an error naming the column, its PostgreSQL type and the Go type; the
@@ -188,80 +187,17 @@ func (r *rows) plan(fields []pgconn.FieldDescription) {
 // ColumnTypeDatabaseTypeName returns the type's name in upper case, as
 // database/sql documents ("INT4", "VARCHAR", "_TEXT" for text[]).
 func (r *rows) ColumnTypeDatabaseTypeName(i int) string {
-	oid := r.fields[i].DataTypeOID
-	if c, ok := r.c.s.codecs.converted[oid]; ok {
-		if c.array {
-			return "_" + strings.ToUpper(c.name)
-		}
-		return strings.ToUpper(c.name)
-	}
-	if t, ok := r.c.s.codecs.tm.TypeForOID(oid); ok {
-		return strings.ToUpper(t.Name)
-	}
-	return strconv.FormatUint(uint64(oid), 10)
+	return r.c.s.codecs.databaseTypeName(r.fields[i].DataTypeOID)
 }
 
-var (
-	typeBool    = reflect.TypeFor[bool]()
-	typeInt16   = reflect.TypeFor[int16]()
-	typeInt32   = reflect.TypeFor[int32]()
-	typeInt64   = reflect.TypeFor[int64]()
-	typeFloat32 = reflect.TypeFor[float32]()
-	typeFloat64 = reflect.TypeFor[float64]()
-	typeString  = reflect.TypeFor[string]()
-	typeBytes   = reflect.TypeFor[[]byte]()
-	typeTime    = reflect.TypeFor[time.Time]()
-	typeAny     = reflect.TypeFor[any]()
-)
-
-// ColumnTypeScanType returns the Go type to scan the column into: the type
-// Next stores, except for int2, int4, float4 and numeric, which are
-// reported as pgx's stdlib reports them (int16, int32, float32, float64) so
-// that libraries that allocate destinations by it (gorm's scans into maps)
-// get the same types with either driver.
+// ColumnTypeScanType returns the Go type to scan the column into (see
+// codecs.scanType).
 func (r *rows) ColumnTypeScanType(i int) reflect.Type {
-	oid := r.fields[i].DataTypeOID
-	if _, conv := r.c.s.codecs.converted[oid]; !conv {
-		switch oid {
-		case pgtype.Int2OID:
-			return typeInt16
-		case pgtype.Int4OID:
-			return typeInt32
-		case pgtype.Float4OID:
-			return typeFloat32
-		case pgtype.NumericOID:
-			return typeFloat64
-		}
-	}
-	return r.valueType(i)
+	return r.c.s.codecs.scanType(r.fields[i])
 }
 
 // valueType returns the Go type Next stores for the column.
-func (r *rows) valueType(i int) reflect.Type {
-	oid := r.fields[i].DataTypeOID
-	if c, ok := r.c.s.codecs.converted[oid]; ok {
-		if c.array {
-			return reflect.SliceOf(c.goType)
-		}
-		return c.goType
-	}
-	switch oid {
-	case pgtype.BoolOID:
-		return typeBool
-	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID, pgtype.XIDOID, pgtype.CIDOID:
-		return typeInt64
-	case pgtype.Float4OID, pgtype.Float8OID:
-		return typeFloat64
-	case pgtype.ByteaOID, pgtype.JSONOID, pgtype.JSONBOID:
-		return typeBytes
-	case pgtype.DateOID, pgtype.TimestampOID, pgtype.TimestamptzOID:
-		return typeTime
-	}
-	if r.fields[i].Format == pgtype.BinaryFormatCode {
-		return typeAny
-	}
-	return typeString
-}
+func (r *rows) valueType(i int) reflect.Type { return r.c.s.codecs.valueType(r.fields[i]) }
 
 func (r *rows) scanTypeName(i int) string { return r.valueType(i).String() }
 
@@ -283,8 +219,10 @@ const (
 // ColumnTypeLength reports the declared length of varchar(n), char(n) and
 // varbit(n), and an unlimited length (math.MaxInt64) for text, bytea and
 // the same types declared without a length.
-func (r *rows) ColumnTypeLength(i int) (int64, bool) {
-	f := r.fields[i]
+func (r *rows) ColumnTypeLength(i int) (int64, bool) { return columnLength(r.fields[i]) }
+
+// columnLength is ColumnTypeLength for the field f.
+func columnLength(f pgconn.FieldDescription) (int64, bool) {
 	switch f.DataTypeOID {
 	case pgtype.TextOID, pgtype.ByteaOID:
 		return math.MaxInt64, true
@@ -306,7 +244,11 @@ func (r *rows) ColumnTypeLength(i int) (int64, bool) {
 // and the fractional digits of the seconds as the scale, 6 when none were
 // declared, as pgx's stdlib does.
 func (r *rows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool) {
-	f := r.fields[i]
+	return columnPrecisionScale(r.fields[i])
+}
+
+// columnPrecisionScale is ColumnTypePrecisionScale for the field f.
+func columnPrecisionScale(f pgconn.FieldDescription) (precision, scale int64, ok bool) {
 	mod := f.TypeModifier
 	switch f.DataTypeOID {
 	case pgtype.NumericOID:

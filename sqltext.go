@@ -179,3 +179,35 @@ func containsFold(s, sub string) bool {
 	}
 	return false
 }
+
+// multiplexable reports whether sql may share a connection with other
+// callers' statements, each in an implicit transaction of its own (see
+// mux.go): one statement that reads or writes rows (SELECT, INSERT,
+// UPDATE, DELETE, MERGE, WITH, VALUES, TABLE) and leaves nothing behind on
+// the connection. Anything else runs on a connection of its own: session
+// state, transaction control (a BEGIN would hold the neighbours'
+// statements in its transaction), COPY, DISCARD or DEALLOCATE (which would
+// drop the connection's statements), CALL (a procedure may commit), and
+// what reads the connection's identity or its last sequence value
+// (lastval, currval, pg_backend_pid), which another caller's statement
+// may have set, or releases a session's advisory lock, which the caller
+// took on a connection of its own. Like changesSession it reads the text and errs towards no.
+func multiplexable(sql string) bool {
+	if !singleStatement(sql) || changesSession(sql) {
+		return false
+	}
+	first, _ := nextWord(sql)
+	rowWord := false
+	for _, w := range [...]string{"select", "insert", "update", "delete", "merge", "with", "values", "table"} {
+		rowWord = rowWord || strings.EqualFold(first, w)
+	}
+	if !rowWord {
+		return false
+	}
+	for _, f := range [...]string{"lastval", "currval", "pg_backend_pid", "advisory_unlock", "into temp", "into temporary", "into unlogged"} {
+		if containsFold(sql, f) {
+			return false
+		}
+	}
+	return true
+}

@@ -64,3 +64,38 @@ func TestChangesSession(t *testing.T) {
 		t.Errorf("changesSession(COMMIT) allocates %v times", n)
 	}
 }
+
+func TestMultiplexable(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SELECT $1::int":                       true,
+		"  select 1":                           true,
+		"-- c\nINSERT INTO t VALUES ($1)":      true,
+		"UPDATE t SET a = 1":                   true,
+		"WITH x AS (SELECT 1) SELECT * FROM x": true,
+		"SELECT 1; SELECT 2":                   false,
+		"SET search_path = x":                  false,
+		"BEGIN":                                false,
+		"COMMIT":                               false,
+		"START TRANSACTION":                    false,
+		"SAVEPOINT a":                          false,
+		"COPY t FROM STDIN":                    false,
+		"DISCARD ALL":                          false,
+		"DEALLOCATE ALL":                       false,
+		"CALL p()":                             false,
+		"/* c */ BEGIN":                        false,
+		"(SELECT 1)":                           false,
+		"CREATE TEMP TABLE t (a int)":          false,
+		"SELECT * INTO TEMP t FROM x":          false,
+		"SELECT lastval()":                     false,
+		"SELECT currval('s')":                  false,
+		"SELECT pg_backend_pid()":              false,
+		"SELECT set_config('a.b', '1', false)": false,
+		"SELECT pg_advisory_lock(1)":           false,
+		"SELECT nextval('s')":                  true,
+		"INSERT INTO t SELECT pg_advisory_xact_lock(1)": true,
+	} {
+		if got := multiplexable(sql); got != want {
+			t.Errorf("multiplexable(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}

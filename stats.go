@@ -89,6 +89,16 @@ type Stats struct {
 	// OpenConnections, InUse, ConnectionsOpened or ConnectionsClosed.
 	StandbyStatements  uint64
 	StandbyConnections int
+
+	// With multiplexing=on: MultiplexedStatements counts the statements
+	// sent on shared connections and MultiplexRoundTrips the round trips
+	// that carried them (their ratio is the mean batch depth);
+	// MultiplexSlowExclusive counts statements that could have been
+	// multiplexed but ran on a connection of their own because their
+	// text ran slowly last time. All stay 0 with multiplexing off.
+	MultiplexedStatements  uint64
+	MultiplexRoundTrips    uint64
+	MultiplexSlowExclusive uint64
 }
 
 // Stats returns a snapshot of the pool's gauges and counters.
@@ -122,8 +132,11 @@ func (x *Pool) Stats() Stats {
 
 		Listeners: int(x.c.sh.stats.listeners.Load()),
 
-		StandbyStatements:  x.c.sh.stats.standbyStatements.Load(),
-		StandbyConnections: x.standbyConnections(),
+		StandbyStatements:      x.c.sh.stats.standbyStatements.Load(),
+		StandbyConnections:     x.standbyConnections(),
+		MultiplexedStatements:  x.c.sh.stats.muxStatements.Load(),
+		MultiplexRoundTrips:    x.c.sh.stats.muxRoundTrips.Load(),
+		MultiplexSlowExclusive: x.c.sh.stats.muxSlowExclusive.Load(),
 	}
 }
 

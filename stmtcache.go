@@ -17,6 +17,9 @@ type stmtDesc struct {
 	resultFormats []int16
 	columns       []string
 	decoders      []decoder
+	// types describe the result columns for multiplexed results, whose
+	// rows are read after the session moved on (see colType).
+	types []colType
 	// refs counts the open driver statements holding a description that
 	// is in session.prepared; only the session's holder changes it.
 	refs int
@@ -93,6 +96,7 @@ func (d *stmtDesc) plan(c *codecs) {
 		d.columns[i] = f.Name
 		d.decoders[i] = c.decoderFor(f.DataTypeOID, d.resultFormats[i])
 	}
+	d.types = c.colTypes(d.sd.Fields)
 }
 
 // closedStmts are explicitly prepared statements closed by a goroutine that

@@ -71,6 +71,7 @@ const refDriver = "pgx-stdlib-tuned"
 var driverSpecs = []driverSpec{
 	{"pgpurepy-default", openPgpurepyDefault},
 	{"pgpurepy-opendb", openPgpurepyOpenDB},
+	{"pgpurepy-mux", openPgpurepyMux},
 	{"pgpurepy-tuned", openPgpurepyTuned},
 	{"pgpurepy-ext", openPgpurepyExt},
 	{"pgpurepy-ext-tuned", openPgpurepyExtTuned},
@@ -311,6 +312,17 @@ func openPgpurepyOpenDB(dsn string, _ int) (client, error) {
 	return pgpurepyClient(db)
 }
 
+// openPgpurepyMux is pgpurepy.OpenDB(dsn) with multiplexing=on: the
+// default pool's few connections carry every caller's statements, several
+// per round trip.
+func openPgpurepyMux(dsn string, _ int) (client, error) {
+	mdsn, err := withKey(dsn, "multiplexing", "on")
+	if err != nil {
+		return nil, err
+	}
+	return openPgpurepyOpenDB(mdsn, 0)
+}
+
 // openPgpurepyTuned is sql.Open("pgpurepy", dsn) with connection_count =
 // conc in the DSN: as many server connections as the tuned peers get
 // (SetMaxOpenConns(conc) for pgx stdlib and lib/pq, MaxConns for pgxpool).
@@ -327,19 +339,24 @@ func openPgpurepyTuned(dsn string, conc int) (client, error) {
 // withConnectionCount returns dsn with pgpurepy's connection_count key set
 // to n (at least 1), for URL and keyword/value DSNs alike.
 func withConnectionCount(dsn string, n int) (string, error) {
-	n = max(n, 1)
+	return withKey(dsn, "connection_count", strconv.Itoa(max(n, 1)))
+}
+
+// withKey returns dsn with key set to value, for URL and keyword/value DSNs
+// alike.
+func withKey(dsn, key, value string) (string, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
 			return "", fmt.Errorf("dsn: %w", err)
 		}
 		q := u.Query()
-		q.Set("connection_count", strconv.Itoa(n))
+		q.Set(key, value)
 		u.RawQuery = q.Encode()
 		return u.String(), nil
 	}
 	// Keyword/value form: a later key wins over an earlier one.
-	return strings.TrimSpace(dsn) + " connection_count=" + strconv.Itoa(n), nil
+	return strings.TrimSpace(dsn) + " " + key + "=" + value, nil
 }
 
 // --- pgpurepy extension ------------------------------------------------------

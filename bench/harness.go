@@ -18,8 +18,17 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// workloadNames are the workloads in table order.
-var workloadNames = []string{"point", "rows100", "insert", "tx", "churn"}
+// workloadNames are the workloads in table order; defaultWorkloads those
+// a run without -workloads measures.
+var (
+	workloadNames    = []string{"point", "rows100", "insert", "tx", "churn", "mixed"}
+	defaultWorkloads = workloadNames[:5]
+)
+
+// mixedSlowPercent is the share of the mixed workload's operations that
+// are a pg_sleep(0.05) instead of a point select: what a multiplexed
+// point select must not queue behind.
+const mixedSlowPercent = 1
 
 // churnTimeout is the context timeout of the churn workload's pg_sleep(0.05).
 const churnTimeout = 10 * time.Millisecond
@@ -65,6 +74,16 @@ func op(w string, cl client, wk *worker) error {
 		return cl.insert(ctx, int(wk.rng.Int32()), insertText)
 	case "tx":
 		return cl.tx(ctx, 1+wk.rng.IntN(txRows))
+	case "mixed":
+		if wk.rng.IntN(100) < mixedSlowPercent {
+			return cl.sleep(ctx)
+		}
+		x := int(wk.rng.Int32N(1 << 20))
+		n, err := cl.point(ctx, x)
+		if err == nil && n != x+1 {
+			err = fmt.Errorf("point select returned %d for %d", n, x)
+		}
+		return err
 	case "churn":
 		sctx, cancel := context.WithTimeout(ctx, churnTimeout)
 		err := cl.sleep(sctx)

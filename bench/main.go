@@ -58,7 +58,7 @@ func defaultOptions() options {
 		Warmup:    100 * time.Millisecond,
 		Rounds:    3,
 		Conc:      "1,8,64",
-		Workloads: strings.Join(workloadNames, ","),
+		Workloads: strings.Join(defaultWorkloads, ","),
 		Drivers:   strings.Join(allDriverNames(), ","),
 		Out:       "RESULTS.md",
 		Chart:     "chart.svg",
@@ -74,7 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Warmup, "warmup", o.Warmup, "unmeasured warm-up before each cell, on the same client")
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "rounds; each runs every cell once, drivers in turns")
 	fs.StringVar(&o.Conc, "conc", o.Conc, "comma-separated concurrencies")
-	fs.StringVar(&o.Workloads, "workloads", o.Workloads, "comma-separated workloads: "+strings.Join(workloadNames, ","))
+	fs.StringVar(&o.Workloads, "workloads", o.Workloads, "comma-separated workloads (default: the first five): "+strings.Join(workloadNames, ","))
 	fs.StringVar(&o.Drivers, "drivers", o.Drivers, "comma-separated drivers: "+strings.Join(allDriverNames(), ","))
 	fs.StringVar(&o.Out, "out", o.Out, "Markdown report path (empty: none)")
 	fs.StringVar(&o.Chart, "chart", o.Chart, "SVG chart path (empty: none)")

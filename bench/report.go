@@ -206,6 +206,7 @@ var workloadDoc = map[string]string{
 	"insert":  "One-row `INSERT INTO bench_insert (a, b) VALUES ($1, $2)`.",
 	"tx":      "BEGIN; `SELECT v FROM bench_tx WHERE id = $1`; `UPDATE bench_tx SET v = v + 1 WHERE id = $1`; COMMIT (random id of 10,000).",
 	"churn":   "`SELECT pg_sleep(0.05)` under a 10 ms context timeout (expected to fail), then a point select; one op is one such pair.",
+	"mixed":   "The point select, and 1% of operations `SELECT pg_sleep(0.05)` instead: p50/p99 show what the fast statements pay for the slow ones.",
 }
 
 func connsPerKTimeouts(a *aggregate) string {

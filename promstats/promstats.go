@@ -79,6 +79,7 @@ type Collector struct {
 	cancelsSent, cancelsKept, cancelsLost                   *prometheus.Desc
 	failovers, replacedForFailover, staleRetries            *prometheus.Desc
 	standbyStatements                                       *prometheus.Desc
+	muxStatements, muxRoundTrips, muxSlowExclusive          *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -151,6 +152,9 @@ func newCollector(stats func() pgpurepy.Stats, opts ...Option) *Collector {
 		replacedForFailover: d("pgpurepy_failover_replaced_connections_total", "Total number of connections closed because their server is no longer writable."),
 		staleRetries:        d("pgpurepy_stale_statement_retries_total", "Total number of statements run again, described afresh, because the server lost their named statement or their result type changed."),
 		standbyStatements:   d("pgpurepy_standby_statements_total", "Total number of statements marked with PreferStandby that ran on a standby."),
+		muxStatements:       d("pgpurepy_multiplexed_statements_total", "Total number of statements sent on shared connections (multiplexing=on)."),
+		muxRoundTrips:       d("pgpurepy_multiplex_round_trips_total", "Total number of round trips that carried multiplexed statements; statements per round trip is the batch depth."),
+		muxSlowExclusive:    d("pgpurepy_multiplex_slow_exclusive_total", "Total number of multiplexable statements run on a connection of their own because their text ran slowly last time."),
 	}
 }
 
@@ -164,6 +168,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.cancelsSent, c.cancelsKept, c.cancelsLost,
 		c.failovers, c.replacedForFailover, c.staleRetries,
 		c.standbyStatements,
+		c.muxStatements, c.muxRoundTrips, c.muxSlowExclusive,
 	} {
 		ch <- d
 	}
@@ -214,6 +219,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.replacedForFailover, float64(s.ReplacedForFailover))
 	counter(c.staleRetries, float64(s.StaleStatementRetries))
 	counter(c.standbyStatements, float64(s.StandbyStatements))
+	counter(c.muxStatements, float64(s.MultiplexedStatements))
+	counter(c.muxRoundTrips, float64(s.MultiplexRoundTrips))
+	counter(c.muxSlowExclusive, float64(s.MultiplexSlowExclusive))
 }
 
 // Expvar publishes the pool's statistics as the expvar variable name, an

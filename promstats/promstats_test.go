@@ -228,6 +228,7 @@ func TestCollectorExposition(t *testing.T) {
 			Opening: 2, Deficit: 1, Failovers: 3, ReplacedForFailover: 4,
 			NamedStatements: true, StaleStatementRetries: 9,
 			StandbyStatements: 11, StandbyConnections: 2,
+			MultiplexedStatements: 120, MultiplexRoundTrips: 10, MultiplexSlowExclusive: 2,
 		}
 	})
 	want := `
@@ -246,6 +247,15 @@ pgpurepy_failover_replaced_connections_total 4
 # HELP pgpurepy_failovers_total Total number of changes of the writable server seen by a pool that asks for one (target_session_attrs=read-write or primary).
 # TYPE pgpurepy_failovers_total counter
 pgpurepy_failovers_total 3
+# HELP pgpurepy_multiplex_round_trips_total Total number of round trips that carried multiplexed statements; statements per round trip is the batch depth.
+# TYPE pgpurepy_multiplex_round_trips_total counter
+pgpurepy_multiplex_round_trips_total 10
+# HELP pgpurepy_multiplex_slow_exclusive_total Total number of multiplexable statements run on a connection of their own because their text ran slowly last time.
+# TYPE pgpurepy_multiplex_slow_exclusive_total counter
+pgpurepy_multiplex_slow_exclusive_total 2
+# HELP pgpurepy_multiplexed_statements_total Total number of statements sent on shared connections (multiplexing=on).
+# TYPE pgpurepy_multiplexed_statements_total counter
+pgpurepy_multiplexed_statements_total 120
 # HELP pgpurepy_named_statements 1 while the pool prepares named statements, 0 while it runs unnamed ones (query_mode=describe, or auto after a pooler lost one).
 # TYPE pgpurepy_named_statements gauge
 pgpurepy_named_statements 1

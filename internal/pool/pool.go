@@ -643,6 +643,24 @@ func (p *Pool[T]) Total() int {
 	return p.total
 }
 
+// Waiting returns the number of callers blocked in Acquire right now, as
+// Stats does, without copying the counters: for a holder that gives its
+// resource back early when others wait for one.
+func (p *Pool[T]) Waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nWaiting
+}
+
+// Idle returns the number of resources sitting idle right now, as Stats
+// does, without copying the counters: for a caller choosing between
+// waiting for a resource and sharing one.
+func (p *Pool[T]) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle) + p.maint
+}
+
 // Stats returns a consistent snapshot of the pool's gauges and counters.
 func (p *Pool[T]) Stats() Stats {
 	p.mu.Lock()

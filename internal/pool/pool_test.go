@@ -201,6 +201,12 @@ func TestAcquireReleaseStats(t *testing.T) {
 	if s.Total != 3 || s.Opening != 0 || s.Deficit != 0 || s.InUse != 3 {
 		t.Fatalf("with waiters: %+v", s)
 	}
+	if w := p.Waiting(); w != n {
+		t.Fatalf("Waiting() = %d, want %d", w, n)
+	}
+	if i := p.Idle(); i != s.Idle {
+		t.Fatalf("Idle() = %d, want %d", i, s.Idle)
+	}
 	for _, r := range rs {
 		r.Release()
 	}
