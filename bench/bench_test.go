@@ -55,6 +55,7 @@ func TestHarnessQuick(t *testing.T) {
 	o.Drivers = "pgpurepy-default,pgpurepy-tuned,pgpurepy-ext,pgpurepy-ext-tuned,pgx-stdlib-tuned,pgxpool"
 	o.Out, o.Chart = filepath.Join(dir, "RESULTS.md"), filepath.Join(dir, "chart.svg")
 	o.CopyRows = 2500 // more than a warm-up, and not a multiple of an INSERT's rows
+	o.MuxConc = ""    // TestHarnessMux runs that section
 
 	var stdout, stderr bytes.Buffer
 	res, err := run(context.Background(), o, &stdout, &stderr)
@@ -104,6 +105,43 @@ func TestHarnessQuick(t *testing.T) {
 	}
 }
 
+// TestHarnessMux runs the multiplexing section alone with tiny cells: every
+// cell measured operations without errors, the mixed workload's slow
+// statements among them, and the report has the section's table and
+// targets. It asserts nothing about speed.
+func TestHarnessMux(t *testing.T) {
+	o := defaultOptions()
+	o.DSN = benchDSN(t)
+	o.Duration, o.Warmup, o.Rounds = 150*time.Millisecond, 20*time.Millisecond, 1
+	o.Workloads, o.CopyRows, o.Out, o.Chart = "", 0, "", ""
+	o.MuxConc = "1,16"
+	o.Drivers = "pgpurepy-opendb,pgpurepy-mux,pgxpool"
+
+	var stdout, stderr bytes.Buffer
+	res, err := run(context.Background(), o, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, stderr.String())
+	}
+	if len(res.Aggs) != 0 || res.Mux == nil {
+		t.Fatalf("main cells %d, multiplexing section %v; want only the section", len(res.Aggs), res.Mux)
+	}
+	if got, want := len(res.Mux.Aggs), 2*2*3; got != want {
+		t.Errorf("%d cells measured, want %d", got, want)
+	}
+	for k, a := range res.Mux.Aggs {
+		if a.Median <= 0 || a.Errors != 0 {
+			t.Errorf("%+v: %.0f ops/s, %d errors (%s)", k, a.Median, a.Errors, a.FirstErr)
+		}
+	}
+	md := stdout.String()
+	for _, want := range []string{"## Multiplexing (issue 18)", "| mixed | 16 | pgpurepy-mux |", "| point | 1 | pgxpool |",
+		"### Targets (issue 18)", "mixed c=16: p99", "point c=16 (this section): "} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
 func TestHistogram(t *testing.T) {
 	var h histogram
 	for i := 1; i <= 1000; i++ {
@@ -128,7 +166,7 @@ func TestParseFlagsQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Duration != 300*time.Millisecond || o.Rounds != 2 || o.Conc != "1,8" || o.CopyRows != 100_000 {
+	if o.Duration != 300*time.Millisecond || o.Rounds != 2 || o.Conc != "1,8" || o.CopyRows != 100_000 || o.MuxConc != "1,8" {
 		t.Errorf("-quick -rounds 2 gave %+v", o)
 	}
 	if _, err := (options{Duration: time.Second, Rounds: 1, Conc: "1", Workloads: "point", Drivers: "nope"}).plan(); err == nil {

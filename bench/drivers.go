@@ -66,12 +66,15 @@ const pgbenchName = "pgbench"
 // refDriver is the driver every ratio is taken against.
 const refDriver = "pgx-stdlib-tuned"
 
+// muxDriver is pgpurepy with multiplexing=on.
+const muxDriver = "pgpurepy-mux"
+
 // driverSpecs lists the clients in the order they run within a turn and
 // appear in the tables.
 var driverSpecs = []driverSpec{
 	{"pgpurepy-default", openPgpurepyDefault},
 	{"pgpurepy-opendb", openPgpurepyOpenDB},
-	{"pgpurepy-mux", openPgpurepyMux},
+	{muxDriver, openPgpurepyMux},
 	{"pgpurepy-tuned", openPgpurepyTuned},
 	{"pgpurepy-ext", openPgpurepyExt},
 	{"pgpurepy-ext-tuned", openPgpurepyExtTuned},

@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -425,6 +426,31 @@ type plan struct {
 	Drivers   []string
 	Pgbench   string // path of the pgbench binary; "" when not found
 	CopyRows  int    // rows of each load of the copy section; 0 skips it
+	MuxConc   []int  // concurrencies of the multiplexing section; none skips it
+}
+
+// muxDrivers are the drivers of the multiplexing section, in table order:
+// pgpurepy with multiplexing off and on, both on the default pool, and the
+// peers with a connection per goroutine.
+var muxDrivers = []string{"pgpurepy-opendb", muxDriver, refDriver, "pgxpool", pgbenchName}
+
+// muxWorkloads are the multiplexing section's workloads: the point select,
+// and the mixed one for head-of-line blocking.
+var muxWorkloads = []string{"point", "mixed"}
+
+// muxPlan is the plan of p's multiplexing section: the point and mixed
+// workloads at p.MuxConc, for the drivers of muxDrivers that p runs. ok is
+// false when there is nothing to measure (no concurrency, or
+// pgpurepy-mux left out).
+func (p plan) muxPlan() (mp plan, ok bool) {
+	mp = p
+	mp.Conc, mp.Workloads, mp.Drivers, mp.CopyRows, mp.MuxConc = p.MuxConc, muxWorkloads, nil, 0, nil
+	for _, d := range muxDrivers {
+		if slices.Contains(p.Drivers, d) {
+			mp.Drivers = append(mp.Drivers, d)
+		}
+	}
+	return mp, len(mp.Conc) > 0 && slices.Contains(mp.Drivers, muxDriver)
 }
 
 // cellKey identifies a cell across rounds.

@@ -46,7 +46,10 @@ type options struct {
 	Quick     bool
 	// CopyRows is the size of each load of the copy section; 0 skips it.
 	CopyRows int
-	DSN      string // from PGPUREPY_DSN; "" starts a server
+	// MuxConc are the concurrencies of the multiplexing section; "" skips
+	// it.
+	MuxConc string
+	DSN     string // from PGPUREPY_DSN; "" starts a server
 	// CPUProfile is a pprof CPU profile of the measured cells (not the
 	// server start or the report); run one driver to see its hot path.
 	CPUProfile string
@@ -63,6 +66,7 @@ func defaultOptions() options {
 		Out:       "RESULTS.md",
 		Chart:     "chart.svg",
 		CopyRows:  1_000_000,
+		MuxConc:   "1,8,64,256",
 	}
 }
 
@@ -80,7 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Chart, "chart", o.Chart, "SVG chart path (empty: none)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurements to this file")
 	fs.IntVar(&o.CopyRows, "copy-rows", o.CopyRows, "rows of each load of the copy section (0: skip it)")
-	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 300ms cells, 100ms warm-up, 1 round, c=1,8, 100,000 copy rows (explicit flags still win)")
+	fs.StringVar(&o.MuxConc, "mux-conc", o.MuxConc, "comma-separated concurrencies of the multiplexing section (empty: skip it)")
+	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 300ms cells, 100ms warm-up, 1 round, c=1,8 (also in the multiplexing section), 100,000 copy rows (explicit flags still win)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -101,6 +106,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 		if !set["copy-rows"] {
 			o.CopyRows = 100_000
+		}
+		if !set["mux-conc"] {
+			o.MuxConc = "1,8"
 		}
 	}
 	if fs.NArg() > 0 {
@@ -178,6 +186,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (*results, er
 		}
 	}
 	samples := measure(ctx, p, stderr)
+	var muxSamples []sample
+	if mp, ok := p.muxPlan(); ok && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "bench: multiplexing section, %v × %d concurrencies × %d drivers\n", mp.Workloads, len(mp.Conc), len(mp.Drivers))
+		muxSamples = measure(ctx, mp, stderr)
+	}
 	var copies []copySample
 	if p.CopyRows > 0 && ctx.Err() == nil {
 		if copies, err = measureCopy(ctx, p.DSN, p.CopyRows, p.Rounds, stderr); err != nil {
@@ -191,6 +204,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (*results, er
 		Aggs:    aggregateSamples(samples),
 		Copy:    aggregateCopy(copies),
 		Took:    time.Since(started),
+	}
+	if mp, ok := p.muxPlan(); ok {
+		res.Mux = &results{Plan: mp, Machine: res.Machine, Aggs: aggregateSamples(muxSamples)}
 	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()
@@ -210,7 +226,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (*results, er
 		}
 	}
 	fmt.Fprintf(stderr, "bench: done in %s\n", res.Took.Round(time.Second))
-	for _, s := range samples {
+	for _, s := range append(samples, muxSamples...) {
 		if s.Ops > 0 {
 			return res, nil
 		}
@@ -236,6 +252,13 @@ func (o options) plan() (plan, error) {
 		}
 		p.Conc = append(p.Conc, c)
 	}
+	for _, s := range splitList(o.MuxConc) {
+		c, err := strconv.Atoi(s)
+		if err != nil || c < 1 {
+			return p, fmt.Errorf("-mux-conc: %q is not a positive integer", s)
+		}
+		p.MuxConc = append(p.MuxConc, c)
+	}
 	var err error
 	if p.Workloads, err = pick("-workloads", o.Workloads, workloadNames); err != nil {
 		return p, err
@@ -243,11 +266,11 @@ func (o options) plan() (plan, error) {
 	if p.Drivers, err = pick("-drivers", o.Drivers, allDriverNames()); err != nil {
 		return p, err
 	}
-	if len(p.Workloads) == 0 && p.CopyRows > 0 {
-		return p, nil // the copy section only
+	if len(p.Workloads) == 0 && (p.CopyRows > 0 || len(p.MuxConc) > 0) {
+		return p, nil // the copy or multiplexing section only
 	}
 	if len(p.Conc) == 0 || len(p.Workloads) == 0 || len(p.Drivers) == 0 {
-		return p, errors.New("-conc, -workloads and -drivers must not be empty (-workloads may be, with -copy-rows)")
+		return p, errors.New("-conc, -workloads and -drivers must not be empty (-workloads may be, with -copy-rows or -mux-conc)")
 	}
 	return p, nil
 }

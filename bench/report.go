@@ -51,7 +51,10 @@ type results struct {
 	Machine machine
 	Aggs    map[cellKey]*aggregate
 	Copy    []*copyAgg
-	Took    time.Duration
+	// Mux is the multiplexing section, measured after the tables in its
+	// own turns; nil when it did not run.
+	Mux  *results
+	Took time.Duration
 }
 
 func (r *results) get(w string, c int, d string) *aggregate {
@@ -189,6 +192,7 @@ func (r *results) markdown() string {
 		}
 	}
 	b.WriteString(copyMarkdown(r.Copy, p.CopyRows))
+	b.WriteString(r.muxMarkdown())
 	b.WriteString(r.targets())
 	return b.String()
 }
@@ -270,28 +274,31 @@ func (t target) String() string {
 	return "- **FAIL** — " + t.text
 }
 
+// writeTargets writes one section of checked targets, with its tally.
+func writeTargets(b *strings.Builder, title string, ts []target) {
+	fmt.Fprintf(b, "### %s\n\n", title)
+	if len(ts) == 0 {
+		b.WriteString("- N/A — not measured in this run (workload, concurrency or driver left out)\n")
+	}
+	pass, fail := 0, 0
+	for _, t := range ts {
+		b.WriteString(t.String() + "\n")
+		if !t.na {
+			if t.ok {
+				pass++
+			} else {
+				fail++
+			}
+		}
+	}
+	fmt.Fprintf(b, "\n%d pass, %d fail.\n\n", pass, fail)
+}
+
 // targets checks the targets of issue 7 against the measured medians.
 func (r *results) targets() string {
 	var b strings.Builder
 	b.WriteString("## Targets (issue 7), computed from this run\n\n")
-	section := func(title string, ts []target) {
-		fmt.Fprintf(&b, "### %s\n\n", title)
-		if len(ts) == 0 {
-			b.WriteString("- N/A — not measured in this run (workload, concurrency or driver left out)\n")
-		}
-		pass, fail := 0, 0
-		for _, t := range ts {
-			b.WriteString(t.String() + "\n")
-			if !t.na {
-				if t.ok {
-					pass++
-				} else {
-					fail++
-				}
-			}
-		}
-		fmt.Fprintf(&b, "\n%d pass, %d fail.\n\n", pass, fail)
-	}
+	section := func(title string, ts []target) { writeTargets(&b, title, ts) }
 	// pgpurepy's clients: its database/sql clients with the pool's default
 	// size, the one with as many connections as the tuned peers, and the
 	// extension with either pool size.
