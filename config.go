@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -195,6 +196,11 @@ var dsnKeys = []dsnKey{
 	}},
 }
 
+// libpqEnv names the environment variable libpq reads for those of our
+// keys that are libpq's too and that pgconn does not read itself. A DSN's
+// own value wins over it; our other keys come from the DSN only.
+var libpqEnv = map[string]string{"load_balance_hosts": "PGLOADBALANCEHOSTS"}
+
 func durationKey(field func(*Config) *time.Duration) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		if v == "0" {
@@ -246,14 +252,21 @@ func ParseConfig(dsn string) (*Config, error) {
 	}
 	for _, k := range dsnKeys {
 		v, ok := cc.RuntimeParams[k.name]
+		env := ""
 		if !ok {
 			v = k.def
+			if e := libpqEnv[k.name]; e != "" && os.Getenv(e) != "" {
+				v, env = os.Getenv(e), e
+			}
 		}
 		delete(cc.RuntimeParams, k.name)
 		if err := k.apply(c, strings.TrimSpace(v)); err != nil {
 			key := k.name
 			if f, ok := from[k.name]; ok {
 				key = f
+			}
+			if env != "" {
+				key = env
 			}
 			return nil, &ConfigError{Key: key, Err: err}
 		}

@@ -264,8 +264,9 @@ func TestParseConfigUnknownKeyIsRuntimeParam(t *testing.T) {
 }
 
 // Our keys are read from the DSN only, never from the environment, while
-// pgconn's keys still come from the PG* variables. t.Setenv makes this test
-// sequential.
+// pgconn's keys still come from the PG* variables (load_balance_hosts, which
+// is libpq's too, is the exception: see TestParseConfigLoadBalanceEnv).
+// t.Setenv makes this test sequential.
 func TestParseConfigEnvironment(t *testing.T) {
 	for _, k := range pgpurepy.DSNKeys() {
 		up := strings.ToUpper(k.Name)
@@ -290,6 +291,32 @@ func TestParseConfigEnvironment(t *testing.T) {
 	}
 	if got := c.ConnConfig.RuntimeParams["application_name"]; got != "from-env" {
 		t.Errorf("PGAPPNAME not read: application_name = %q", got)
+	}
+}
+
+// libpq reads load_balance_hosts from PGLOADBALANCEHOSTS; pgconn does not,
+// so ParseConfig does, and a DSN's own value wins over it.
+func TestParseConfigLoadBalanceEnv(t *testing.T) {
+	t.Setenv("PGLOADBALANCEHOSTS", "random")
+	c, err := pgpurepy.ParseConfig("host=a,b user=app dbname=app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.LoadBalanceHosts {
+		t.Error("PGLOADBALANCEHOSTS=random not read")
+	}
+	c, err = pgpurepy.ParseConfig("host=a,b user=app dbname=app load_balance_hosts=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LoadBalanceHosts {
+		t.Error("PGLOADBALANCEHOSTS won over the DSN's load_balance_hosts=disable")
+	}
+	t.Setenv("PGLOADBALANCEHOSTS", "sometimes")
+	_, err = pgpurepy.ParseConfig("host=a,b user=app dbname=app")
+	var ce *pgpurepy.ConfigError
+	if !errors.As(err, &ce) || ce.Key != "PGLOADBALANCEHOSTS" {
+		t.Errorf("bad PGLOADBALANCEHOSTS: got %v, want a ConfigError naming the variable", err)
 	}
 }
 

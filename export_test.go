@@ -108,8 +108,17 @@ func SetMuxSlow(d time.Duration) (restore func()) {
 	return func() { muxSlow = old }
 }
 
+// MuxCarriers returns how many carriers run in x's multiplexer.
+func MuxCarriers(x *Pool) int {
+	m, ok := x.c.mux.(*mux)
+	if !ok {
+		return 0
+	}
+	return int(m.carriers.Load())
+}
+
 // SetMuxQuiet sets whether a multiplexable statement runs on a connection
-// of its own while no carrier runs and a connection is idle, for the pools
+// of its own while a connection is idle, for the pools
 // opened until restore is called. The multiplexer tests that run one
 // statement at a time clear it: otherwise none of their statements would
 // be multiplexed, and nothing public forces one to be.

@@ -47,8 +47,7 @@ const (
 )
 
 // muxQuiet, when set, runs a statement on a connection of its own, as
-// without multiplexing, while no carrier runs and a connection is idle (see
-// quiet). A multiplexer reads it when it is made (tests clear it).
+// without multiplexing, while a connection is idle (see quiet). A multiplexer reads it when it is made (tests clear it).
 var muxQuiet = true
 
 // muxSlow is how long a statement may run in a batch before the
@@ -74,9 +73,8 @@ type mux struct {
 	mu sync.Mutex // protects following fields
 	// queue holds the requests no carrier has taken, oldest first.
 	queue []*muxRequest
-	// carriers counts the running carriers (written under mu, read
-	// without it by quiet); acquiring is set while one of them waits for
-	// its session. Work is queued only while a carrier runs.
+	// carriers counts the running carriers (written under mu);
+	// acquiring is set while one of them waits for its session.
 	carriers  atomic.Int32
 	acquiring bool
 }
@@ -143,14 +141,16 @@ func (m *mux) route(query string, o *queryOptions) route {
 }
 
 // quiet reports whether a statement may as well run on a connection of its
-// own: no carrier runs (so nothing is queued) and a connection is idle.
-// Handing a statement to a carrier costs two goroutine hand-offs, which
-// on a machine with idle cores wake threads: at one caller at a time it
-// halves the throughput of a point select. Multiplexing starts once the
-// connections are all busy, and then carries everyone's statements until
-// its queue runs dry.
+// own: a connection is idle, so it would not wait for one. Handing a
+// statement to a carrier costs two goroutine hand-offs and a copy of its
+// rows, which a batch of one or two statements does not earn back: at one
+// caller at a time it halved the throughput of a point select, and with
+// the carriers taking every statement while one ran, 8 callers on the
+// default pool of 5 got 0.75× of multiplexing off. Only the statements that
+// would wait for a connection are queued, so multiplexing starts once the
+// connections are all busy (bench/NOTES.md).
 func (m *mux) quiet() bool {
-	return m.whenQuiet && m.carriers.Load() == 0 && m.pool.Idle() > 0
+	return m.whenQuiet && m.pool.Idle() > 0
 }
 
 // lookup returns query's route, remembering it while there is room; nil

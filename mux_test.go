@@ -681,3 +681,77 @@ func TestMuxQuietPoolRunsAlone(t *testing.T) {
 		t.Fatalf("%d statements multiplexed on a busy pool, want 1", stmts-stmts0)
 	}
 }
+
+// A statement that finds a connection idle runs on it alone, even while a
+// carrier runs: queueing it behind the carrier's round trip would make it
+// wait for someone else's statement, and costs the hand-offs for nothing.
+func TestMuxIdleConnectionRunsAloneWhileCarrierRuns(t *testing.T) {
+	defer pgpurepy.SetMuxSlow(time.Minute)()
+	db, x := muxOpen(t, 2)
+	ctx := context.Background()
+	stmts0, _, _ := muxStats(x)
+
+	// Both connections checked out: the slow statement queues, and a
+	// carrier takes it on the first connection given back.
+	release := make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- x.Checkout(ctx, func(*pgpurepy.Conn) error { <-release; return nil })
+	}()
+	slow := make(chan error, 1)
+	err := x.Checkout(ctx, func(*pgpurepy.Conn) error {
+		deadline := time.Now().Add(extBound)
+		for x.IdleConnections() > 0 {
+			if time.Now().After(deadline) {
+				return errors.New("the second checkout did not start")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		go func() {
+			_, err := db.ExecContext(ctx, "SELECT pg_sleep(1)")
+			slow <- err
+		}()
+		for pgpurepy.MuxQueued(x) < 1 {
+			if time.Now().After(deadline) {
+				return errors.New("the slow statement did not queue while the pool was busy")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(extBound)
+	for pgpurepy.MuxQueued(x) > 0 || pgpurepy.MuxCarriers(x) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no carrier took the slow statement")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	for x.IdleConnections() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the held connection did not come back")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	began := time.Now()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT $1::int", 7).Scan(&n); err != nil || n != 7 {
+		t.Fatalf("got %d, %v", n, err)
+	}
+	if waited := time.Since(began); pgpurepy.MuxCarriers(x) == 0 {
+		t.Fatalf("the carrier ended before the statement ran (after %v): nothing was tested", waited)
+	}
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	if stmts, _, _ := muxStats(x); stmts-stmts0 != 1 {
+		t.Fatalf("%d statements multiplexed, want 1 (the slow one): the one that found a connection idle was queued behind it", stmts-stmts0)
+	}
+}

@@ -389,3 +389,18 @@ func waits(cl client) int64 {
 	}
 	return 0
 }
+
+// A cell whose rounds differ by more than 3× is flagged, and only that one.
+func TestUnstableNotes(t *testing.T) {
+	r := &results{
+		Plan: plan{Workloads: []string{"point"}, Conc: []int{256}, Drivers: []string{"pgxpool", muxDriver}},
+		Aggs: map[cellKey]*aggregate{
+			{"point", 256, "pgxpool"}: {Rounds: 3, Median: 367, Min: 316, Max: 34985},
+			{"point", 256, muxDriver}: {Rounds: 3, Median: 75474, Min: 72482, Max: 80362},
+		},
+	}
+	got := r.unstableNotes()
+	if !strings.Contains(got, "point c=256 pgxpool") || strings.Contains(got, muxDriver) {
+		t.Errorf("unstableNotes() = %q, want only pgxpool's cell", got)
+	}
+}

@@ -55,6 +55,7 @@ func (r *results) muxMarkdown() string {
 			b.WriteString(errs + "\n")
 		}
 	}
+	b.WriteString(m.unstableNotes())
 	b.WriteString(r.muxTargets())
 	return b.String()
 }
@@ -113,4 +114,29 @@ func (r *results) muxTargets() string {
 	b.WriteString("Medians of one run on a noisy machine: a ratio within a few percent of 1.00× is a tie, and a tie counts as a fail here. " +
 		"`multiplexing` stays off by default unless every line of the last section passes.\n\n")
 	return b.String()
+}
+
+// unstableSpread is the max/min ratio of a cell's rounds above which its
+// median says little: the ratios against it are flagged in the report.
+const unstableSpread = 3
+
+// unstableNotes lists the cells whose rounds differ by more than
+// unstableSpread×, so that a ratio against one is not read as a result.
+func (r *results) unstableNotes() string {
+	var lines []string
+	for _, w := range r.Plan.Workloads {
+		for _, c := range r.Plan.Conc {
+			for _, d := range r.Plan.Drivers {
+				a := r.Aggs[cellKey{w, c, d}]
+				if a != nil && a.Min > 0 && a.Max/a.Min > unstableSpread {
+					lines = append(lines, fmt.Sprintf("- unstable, %s c=%d %s: its rounds ranged from %s to %s ops/s; ratios against its median are not meaningful",
+						w, c, d, fmtOps(a.Min), fmtOps(a.Max)))
+				}
+			}
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return strings.Join(lines, "\n") + "\n\n"
 }
