@@ -56,6 +56,10 @@ type Config struct {
 	// does not wait for dials (min_connections). The pool then fills
 	// itself to ConnectionCount, as it does after its first statement.
 	MinConnections int
+	// StandbyConnectionCount is the size of the standby pool that serves
+	// the statements marked with PreferStandby on a multi-host DSN
+	// (standby_connection_count); 0 means ConnectionCount.
+	StandbyConnectionCount int
 	// QueryMode is QueryModeAuto, QueryModePrepare or QueryModeDescribe
 	// (query_mode).
 	QueryMode string
@@ -95,9 +99,9 @@ type Config struct {
 	// a few connections, several callers' statements per round trip
 	// (multiplexing=on; see mux.go and the README's Multiplexing).
 	// Transactions, checkouts and statements that leave session state
-	// keep a connection of their own, and so does any statement while no
-	// carrier runs and a connection is idle. A multiplexed statement's error is
-	// its caller's alone; a caller whose context ends returns at once,
+	// keep a connection of their own, and so does any statement that
+	// finds a connection idle. A multiplexed statement's error is its
+	// caller's alone; a caller whose context ends returns at once,
 	// and its statement is either never sent or runs to its end
 	// uncancelled, its result dropped.
 	Multiplexing bool
@@ -143,6 +147,14 @@ var dsnKeys = []dsnKey{
 			return errors.New("must be a whole number, 0 or more")
 		}
 		c.MinConnections = n
+		return nil
+	}},
+	{"standby_connection_count", "0", "", "connections of the standby pool for the reads marked with PreferStandby on a multi-host DSN (0 = connection_count)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errors.New("must be a whole number, 0 or more")
+		}
+		c.StandbyConnectionCount = n
 		return nil
 	}},
 	{"query_mode", QueryModeAuto, "", "`auto`: named statements, one round trip per execution, falling back to unnamed ones behind a pooler that loses them (pgbouncer transaction pooling); `prepare`: named statements always; `describe`: unnamed statements always", func(c *Config, v string) error {

@@ -62,6 +62,7 @@ func cfgKeyCases() []cfgKeyCase {
 	capacity := func(c *pgpurepy.Config) any { return c.StatementCacheCapacity }
 	dials := func(c *pgpurepy.Config) any { return c.MaxCancelDials }
 	minConns := func(c *pgpurepy.Config) any { return c.MinConnections }
+	standbyConns := func(c *pgpurepy.Config) any { return c.StandbyConnectionCount }
 	balance := func(c *pgpurepy.Config) any { return c.LoadBalanceHosts }
 	mux := func(c *pgpurepy.Config) any { return c.Multiplexing }
 	durations := map[string]func(*pgpurepy.Config) any{
@@ -93,6 +94,10 @@ func cfgKeyCases() []cfgKeyCase {
 		{key: "min_connections", value: "3", get: minConns, want: 3},
 		{key: "min_connections", value: "-1", bad: true},
 		{key: "min_connections", value: "some", bad: true},
+		{key: "standby_connection_count", value: "0", get: standbyConns, want: 0},
+		{key: "standby_connection_count", value: "2", get: standbyConns, want: 2},
+		{key: "standby_connection_count", value: "-1", bad: true},
+		{key: "standby_connection_count", value: "half", bad: true},
 		{key: "max_cancel_dials", value: "1", get: dials, want: 1},
 		{key: "max_cancel_dials", value: "100", get: dials, want: 100},
 		{key: "max_cancel_dials", value: "0", bad: true},
@@ -220,6 +225,7 @@ func TestParseConfigAllKeysAtOnce(t *testing.T) {
 			ConnConfig:             c.ConnConfig,
 			ConnectionCount:        7,
 			MinConnections:         7,
+			StandbyConnectionCount: 7,
 			QueryMode:              pgpurepy.QueryModeDescribe,
 			StatementCacheCapacity: 7,
 			PingAfterIdle:          7 * time.Second,

@@ -3,6 +3,7 @@ package pgpurepy_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"sync"
@@ -381,6 +382,44 @@ func TestRoutePreferStandby(t *testing.T) {
 				before.StandbyStatements, st.StandbyStatements, before.MultiplexedStatements, st.MultiplexedStatements)
 		}
 		if err := mdb.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("standby_connection_count", func(t *testing.T) {
+		// The standby pool has a size of its own: concurrent marked reads
+		// share its one connection while the primary's pool has four.
+		sdb, err := sql.Open("pgpurepy", haKV(P, S, "read-write", "connection_count=4", "standby_connection_count=1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sdb.Close()
+		sx := ext(t, sdb)
+		const n = 6
+		errs := make(chan error, n)
+		for range n {
+			go func() {
+				var standby bool
+				_, err := sdb.ExecContext(mark, "SELECT pg_sleep(0.05)")
+				if err == nil {
+					err = sdb.QueryRowContext(mark, "SELECT pg_is_in_recovery()").Scan(&standby)
+				}
+				if err == nil && !standby {
+					err = errors.New("a marked read ran on the primary")
+				}
+				errs <- err
+			}()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		if st := sx.Stats(); st.StandbyConnections != 1 || st.StandbyStatements != 2*n || st.MaxConnections != 4 {
+			t.Errorf("StandbyConnections %d, StandbyStatements %d, MaxConnections %d; want 1, %d, 4",
+				st.StandbyConnections, st.StandbyStatements, st.MaxConnections, 2*n)
+		}
+		if err := sdb.Close(); err != nil {
 			t.Fatal(err)
 		}
 	})

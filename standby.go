@@ -28,9 +28,10 @@ type preferStandbyKey struct{}
 // holds a connection, COPY, batches and LISTEN. The pool of a DSN with one
 // host ignores it too.
 //
-// The standby's connections form a second pool of connection_count
-// connections, opened on the first marked statement with
-// target_session_attrs=standby. When no standby can be reached the marked
+// The standby's connections form a second pool of
+// standby_connection_count connections (connection_count by default),
+// opened on the first marked statement with target_session_attrs=standby.
+// When no standby can be reached the marked
 // statements run on the pool's own connections, as with libpq's
 // prefer-standby, without waiting for the connection attempts: the pool
 // looks for a standby again in the background about once a second. A
@@ -73,6 +74,9 @@ type standby struct {
 func (sh *shared) forStandby() *shared {
 	cfg := sh.cfg.Copy()
 	cfg.ConnConfig.ValidateConnect = pgconn.ValidateConnectTargetSessionAttrsStandby
+	if cfg.StandbyConnectionCount > 0 {
+		cfg.ConnectionCount = cfg.StandbyConnectionCount
+	}
 	return &shared{
 		cfg:       cfg,
 		stats:     sh.stats,
