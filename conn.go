@@ -127,7 +127,9 @@ type multiplexer interface {
 	exec(ctx context.Context, query string, args []driver.NamedValue, o *queryOptions) (pgconn.CommandTag, error)
 	query(ctx context.Context, query string, args []driver.NamedValue, o *queryOptions) (driver.Rows, pgconn.CommandTag, error)
 	// ranAlone tells how long query, which route sent to a session of
-	// the conn's own because it was slow, took there.
+	// the conn's own because it was slow, took there. It is told only of
+	// runs that succeeded: one cut short by its context or an error says
+	// nothing of how long the text runs.
 	ranAlone(query string, took time.Duration)
 }
 
@@ -290,7 +292,9 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	case routeSlow:
 		began := time.Now()
 		tag, err = c.exec(ctx, query, args, &opts)
-		c.mux.ranAlone(query, time.Since(began))
+		if err == nil {
+			c.mux.ranAlone(query, time.Since(began))
+		}
 	default:
 		tag, err = c.exec(ctx, query, args, &opts)
 	}
@@ -354,7 +358,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 		began = time.Now()
 	}
 	r, err := c.query(ctx, query, args, &opts)
-	if rt == routeSlow {
+	if rt == routeSlow && err == nil {
 		// Up to its first row: what held up the statements behind it.
 		c.mux.ranAlone(query, time.Since(began))
 	}

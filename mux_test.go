@@ -755,3 +755,38 @@ func TestMuxIdleConnectionRunsAloneWhileCarrierRuns(t *testing.T) {
 		t.Fatalf("%d statements multiplexed, want 1 (the slow one): the one that found a connection idle was queued behind it", stmts-stmts0)
 	}
 }
+
+// A slow text whose run on a connection of its own was cut short by its
+// context stays slow: the time until the cancel says nothing of how long
+// it runs, and sent back to the multiplexer it would run there uncancelled
+// and hold up the statements behind it, every other time.
+func TestMuxCancelledSlowStatementStaysExclusive(t *testing.T) {
+	defer pgpurepy.SetMuxQuiet(false)()
+	defer pgpurepy.SetMuxSlow(100 * time.Millisecond)()
+	db, x := muxOpen(t, 2)
+	ctx := context.Background()
+	const slow = "SELECT pg_sleep($1) /* mux-cut-short */"
+	stmts0, _, slow0 := muxStats(x)
+	if _, err := db.ExecContext(ctx, slow, 0.3); err != nil {
+		t.Fatal(err)
+	}
+	if stmts, _, slowN := muxStats(x); stmts-stmts0 != 1 || slowN != slow0 {
+		t.Fatalf("first run: %d multiplexed, %d exclusive; want 1 and 0", stmts-stmts0, slowN-slow0)
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	_, err := db.ExecContext(cctx, slow, 0.3)
+	cancel()
+	assertCtxErr(t, err, context.DeadlineExceeded)
+	stmts1, _, slow1 := muxStats(x)
+	if stmts1-stmts0 != 1 || slow1-slow0 != 1 {
+		t.Fatalf("cancelled run: %d multiplexed, %d exclusive; want 1 and 1", stmts1-stmts0, slow1-slow0)
+	}
+
+	if _, err := db.ExecContext(ctx, slow, 0.3); err != nil {
+		t.Fatal(err)
+	}
+	if stmts, _, slowN := muxStats(x); stmts != stmts1 || slowN-slow1 != 1 {
+		t.Fatalf("after the cancelled run: %d multiplexed, %d exclusive; want 0 and 1", stmts-stmts1, slowN-slow1)
+	}
+}
