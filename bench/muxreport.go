@@ -112,7 +112,8 @@ func (r *results) muxTargets() string {
 	never(m, "this section")
 	writeTargets(&b, "Multiplexing never worse than off, in every cell (the condition for making it the default)", ts)
 	b.WriteString("Medians of one run on a noisy machine: a ratio within a few percent of 1.00× is a tie, and a tie counts as a fail here. " +
-		"`multiplexing` stays off by default unless every line of the last section passes.\n\n")
+		"`multiplexing` stays off by default unless every line of the last section passes. " +
+		"Why the lines that fail do, with profiles: `NOTES.md`.\n\n")
 	return b.String()
 }
 
