@@ -135,7 +135,7 @@ func TestHarnessMux(t *testing.T) {
 	}
 	md := stdout.String()
 	for _, want := range []string{"## Multiplexing (issue 18)", "| mixed | 16 | pgpurepy-mux |", "| point | 1 | pgxpool |",
-		"### Targets (issue 18)", "mixed c=16: p99", "point c=16 (this section): "} {
+		"### Targets (issue 18)", "mixed c=16: point selects' p99", "point c=16 (this section): "} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
@@ -402,5 +402,36 @@ func TestUnstableNotes(t *testing.T) {
 	got := r.unstableNotes()
 	if !strings.Contains(got, "point c=256 pgxpool") || strings.Contains(got, muxDriver) {
 		t.Errorf("unstableNotes() = %q, want only pgxpool's cell", got)
+	}
+}
+
+// sleepyClient answers point selects at once and sleeps 20 ms for the
+// mixed workload's slow statement; the rest is never called.
+type sleepyClient struct{ client }
+
+func (sleepyClient) point(_ context.Context, x int) (int, error) { return x + 1, nil }
+func (sleepyClient) sleep(context.Context) error {
+	time.Sleep(20 * time.Millisecond)
+	return nil
+}
+
+// The mixed workload's latencies are its point selects' only: the sleeps
+// run (they take the time) but are not recorded.
+func TestMixedRecordsPointSelectsOnly(t *testing.T) {
+	ws, stuck := runWorkers(sleepyClient{}, "mixed", 2, 300*time.Millisecond, nil, nil)
+	if stuck > 0 {
+		t.Fatalf("%d workers stuck", stuck)
+	}
+	var h histogram
+	var ops int64
+	for i := range ws {
+		h.merge(&ws[i].hist)
+		ops += ws[i].ops
+	}
+	if ops == 0 {
+		t.Fatal("no operation ran")
+	}
+	if got := h.quantile(1); got >= 10*time.Millisecond {
+		t.Errorf("largest recorded latency %v: a 20 ms sleep was recorded", got)
 	}
 }
