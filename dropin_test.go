@@ -782,3 +782,23 @@ func TestDeadlineIsPgconnTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestTempTableSurvivesPoolFill runs what pgx's stdlib suite does in
+// TestConnQueryRowConstraintErrors: a temporary table made by one db.Exec
+// and used by the next, on a new *sql.DB. The pool opens its other
+// connections in the background after the first statement; the next
+// statement must still find the connection that statement released (pgx's
+// stdlib and lib/pq do, through database/sql's own most-recent-first idle
+// list), not one that opened since.
+func TestTempTableSurvivesPoolFill(t *testing.T) {
+	_, dsn := openDB(t)
+	for i := range 3 {
+		db, x := resOpen(t, dsn+"&connection_count=5")
+		mustExec(t, db, "CREATE TEMPORARY TABLE fill_t (a int)")
+		resWaitFull(t, x)
+		if _, err := db.Exec("INSERT INTO fill_t VALUES (1)"); err != nil {
+			t.Fatalf("round %d: the statement after CREATE TEMPORARY TABLE: %v", i, err)
+		}
+		_ = db.Close()
+	}
+}

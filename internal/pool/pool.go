@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -163,7 +164,7 @@ type Pool[T any] struct {
 
 	mu         sync.Mutex // protects following fields
 	closed     bool
-	idle       []*Resource[T] // LIFO: the most recently released is handed out first
+	idle       []*Resource[T] // by usedAt: the one a holder released last is on top, handed out first
 	total      int            // open resources: idle + checked out + maint
 	maint      int            // taken out by a keepalive sweep
 	opening    int            // Open calls in flight
@@ -232,7 +233,9 @@ func (p *Pool[T]) Start(n int) {
 
 // Acquire returns a resource for exclusive use until its Release or Destroy.
 //
-// It takes the most recently released idle resource (destroying on the way
+// It takes the idle resource a holder released most recently, ahead of ones
+// opened or kept alive since, so that a caller running alone gets back the
+// session state its last statement left (destroying on the way
 // any that outlived MaxLifetime or MaxIdleTime, or failed Check). With none
 // idle it waits in line, first come first served, for a Release or a new
 // resource; if the pool has fewer than Size resources and is not already
@@ -369,7 +372,8 @@ func (p *Pool[T]) waitLocked(ctx context.Context, now time.Time) (*Resource[T], 
 }
 
 // checkinLocked gives r (checked out, taken out for keepalive, or newly
-// opened) to the first waiter or puts it on the idle list, idle since now.
+// opened) to the first waiter or puts it on the idle list, idle since now,
+// below any resource a holder released after r did.
 // It destroys r instead if the pool is closed or r outlived MaxLifetime, and
 // then reports whether the caller must call Close(r.value) itself after
 // unlocking.
@@ -390,7 +394,13 @@ func (p *Pool[T]) checkinLocked(r *Resource[T], now time.Time) (closeNow bool) {
 	}
 	r.state = stateIdle
 	r.idleSince = now
-	p.idle = append(p.idle, r)
+	// Below every resource released after r: new and kept-alive ones do not
+	// jump ahead of one a holder just gave back.
+	i := len(p.idle)
+	for i > 0 && p.idle[i-1].usedAt.After(r.usedAt) {
+		i--
+	}
+	p.idle = slices.Insert(p.idle, i, r)
 	return false
 }
 

@@ -838,3 +838,50 @@ func BenchmarkAcquireReleaseWaiting(b *testing.B) {
 	})
 	b.ReportMetric(float64(p.Stats().WaitedAcquires-before)/float64(b.N), "waits/op")
 }
+
+// TestIdlePrefersLastReleased checks that Acquire hands out the resource a
+// holder released last, ahead of ones the pool opened or kept alive since:
+// code written for database/sql relies on its next statement finding the
+// session state (a temporary table) of the one before when nothing else
+// runs.
+func TestIdlePrefersLastReleased(t *testing.T) {
+	t.Run("over newly opened", func(t *testing.T) {
+		p, f := newTestPool(t, 3, nil)
+		f.gate = make(chan struct{})
+		got := acquireAsync(context.Background(), p)
+		f.gate <- struct{}{} // the first Open
+		h := <-got
+		if h.err != nil {
+			t.Fatal(h.err)
+		}
+		first := h.r.Value()
+		h.r.Release()
+		f.gate <- struct{}{} // the pool fills itself up after first use
+		f.gate <- struct{}{}
+		waitStats(t, p, "filled", func(s Stats) bool { return s.Idle == 3 && s.Opening == 0 })
+		r := mustAcquire(t, p)
+		defer r.Release()
+		if r.Value() != first {
+			t.Fatalf("Acquire took conn %d, opened after conn %d was released", r.Value().id, first.id)
+		}
+	})
+	t.Run("over kept alive", func(t *testing.T) {
+		c := newClock()
+		p, _ := newTestPool(t, 2, func(cfg *Config[*fakeConn]) {
+			cfg.Now = c.Now
+			cfg.KeepaliveInterval = time.Hour // the ticker never fires; sweep by hand
+			cfg.Keepalive = func(context.Context, *fakeConn) error { return nil }
+		})
+		warm(t, p)
+		old, last := mustAcquire(t, p), mustAcquire(t, p)
+		old.Release()
+		c.Advance(2 * time.Hour)
+		last.Release()
+		p.sweep() // keeps old alive, not last
+		r := mustAcquire(t, p)
+		defer r.Release()
+		if r.Value() != last.Value() {
+			t.Fatalf("Acquire took conn %d, kept alive, over conn %d, released last", r.Value().id, last.Value().id)
+		}
+	})
+}

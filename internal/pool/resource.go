@@ -24,6 +24,7 @@ type Resource[T any] struct {
 	// Protected by p.mu.
 	state     resState
 	idleSince time.Time
+	usedAt    time.Time // the last Release; zero if never acquired
 }
 
 // Value returns the pooled value.
@@ -43,6 +44,7 @@ func (r *Resource[T]) Release() {
 		p.mu.Unlock()
 		panic(msgDoubleRelease)
 	}
+	r.usedAt = now
 	closeNow := p.checkinLocked(r, now)
 	p.mu.Unlock()
 	if closeNow {
