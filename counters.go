@@ -22,10 +22,12 @@ type counters struct {
 	// that got a standby's session.
 	standbyStatements atomic.Uint64
 	// muxStatements counts the statements carriers sent, muxRoundTrips
-	// the writes that carried them, and muxSlowExclusive the multiplexable
-	// statements run on a connection of their own because they ran slowly
-	// before (see mux.go).
-	muxStatements    atomic.Uint64
-	muxRoundTrips    atomic.Uint64
-	muxSlowExclusive atomic.Uint64
+	// the writes that carried them, and muxSlowExclusive and
+	// muxLargeExclusive the multiplexable statements run on a connection
+	// of their own because they ran slowly before or returned a large
+	// result (see mux.go).
+	muxStatements     atomic.Uint64
+	muxRoundTrips     atomic.Uint64
+	muxSlowExclusive  atomic.Uint64
+	muxLargeExclusive atomic.Uint64
 }

@@ -117,6 +117,12 @@ func MuxCarriers(x *Pool) int {
 	return int(m.carriers.Load())
 }
 
+// Bounds of the multiplexer's routing of large results.
+const (
+	MuxLargeRows  = muxLargeRows
+	MuxLargeProbe = muxLargeProbe
+)
+
 // SetMuxQuiet sets whether a multiplexable statement runs on a connection
 // of its own while a connection is idle, for the pools
 // opened until restore is called. The multiplexer tests that run one

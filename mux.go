@@ -44,6 +44,18 @@ const (
 	// only when its first attempt ran nothing (the connection failed
 	// before the write, or its cached description went stale).
 	muxTries = 2
+	// muxLargeRows is the most rows a multiplexed result may have before
+	// its text runs on a connection of its own. A carrier decodes a whole
+	// round trip's rows before it hands out the first result, and keeps
+	// them alive until their callers read them; from about 20 rows of four
+	// columns that costs more than the round trips it saves
+	// (bench/NOTES.md).
+	muxLargeRows = 16
+	// muxLargeProbe: one in muxLargeProbe statements of a text routed
+	// away for its large result is multiplexed again, to learn whether
+	// its results got smaller; a text's rows often depend on its
+	// arguments.
+	muxLargeProbe = 64
 )
 
 // muxQuiet, when set, runs a statement on a connection of its own, as
@@ -88,6 +100,19 @@ type muxRoute struct {
 	ok bool // multiplexable(sql)
 	// slow is set when the text last ran longer than mux.slowAfter.
 	slow atomic.Bool
+	// large is set when the text's last multiplexed result had more than
+	// muxLargeRows rows; probe counts its routings since (see route).
+	large atomic.Bool
+	probe atomic.Uint32
+}
+
+// set stores v in b unless b holds it already: most texts stay as they
+// were, and a load keeps the carriers from writing one cache line over and
+// over.
+func set(b *atomic.Bool, v bool) {
+	if b.Load() != v {
+		b.Store(v)
+	}
 }
 
 // muxRequest is one caller's statement. Only its caller writes its fields
@@ -122,7 +147,8 @@ type muxResult struct {
 
 // route says whether query, with options o, is multiplexed, runs on the
 // conn's own session because it ran slowly before (routeSlow, counted), or
-// runs there because it must or because the pool is quiet (routeOwn).
+// runs there because its last multiplexed result was large (counted),
+// because it must or because the pool is quiet (routeOwn).
 func (m *mux) route(query string, o *queryOptions) route {
 	if o.simple {
 		return routeOwn
@@ -134,6 +160,9 @@ func (m *mux) route(query string, o *queryOptions) route {
 	case r.slow.Load():
 		m.sh.stats.muxSlowExclusive.Add(1)
 		return routeSlow
+	case r.large.Load() && r.probe.Add(1)%muxLargeProbe != 0:
+		m.sh.stats.muxLargeExclusive.Add(1)
+		return routeOwn
 	case m.quiet():
 		return routeOwn
 	}
@@ -173,22 +202,29 @@ func (m *mux) lookup(query string) *muxRoute {
 	return r
 }
 
-// ran records how long query took; on a connection of its own a text
-// that ran fast again goes back to the multiplexer.
-func (m *mux) ran(query string, took time.Duration) {
-	r, ok := m.routes.Load(query)
-	if !ok {
-		return
-	}
-	// Most texts stay as they were: a load keeps the carriers from
-	// writing one cache line over and over.
-	if slow := took > m.slowAfter; r.(*muxRoute).slow.Load() != slow {
-		r.(*muxRoute).slow.Store(slow)
+// ran records how long multiplexed query took and how many rows it
+// returned.
+func (m *mux) ran(query string, took time.Duration, rows int) {
+	if r, ok := m.routes.Load(query); ok {
+		r := r.(*muxRoute)
+		set(&r.slow, took > m.slowAfter)
+		large := rows > muxLargeRows
+		if large && !r.large.Load() {
+			// The next probe comes after muxLargeProbe-1 routings away.
+			r.probe.Store(0)
+		}
+		set(&r.large, large)
 	}
 }
 
-// ranAlone is ran for a statement that route sent to a conn's own session.
-func (m *mux) ranAlone(query string, took time.Duration) { m.ran(query, took) }
+// ranAlone records how long query took on a connection of its own, where
+// route sent it because it was slow: a text that ran fast again goes back
+// to the multiplexer.
+func (m *mux) ranAlone(query string, took time.Duration) {
+	if r, ok := m.routes.Load(query); ok {
+		set(&r.(*muxRoute).slow, took > m.slowAfter)
+	}
+}
 
 // exec runs query through the multiplexer and returns its command tag.
 func (m *mux) exec(ctx context.Context, query string, args []driver.NamedValue, o *queryOptions) (pgconn.CommandTag, error) {
@@ -411,7 +447,7 @@ func (m *mux) round(ctx context.Context, c *conn, batch []*muxRequest) (retry []
 		if !st.lost {
 			// The server runs the statements one after another: each
 			// one's time is from the end of the result before it.
-			m.ran(st.sql, st.ended.Sub(prev))
+			m.ran(st.sql, st.ended.Sub(prev), len(st.rows))
 			prev = st.ended
 		}
 		switch {

@@ -263,6 +263,81 @@ func TestMuxSlowStatementRoutedExclusive(t *testing.T) {
 	}
 }
 
+// A text whose multiplexed result was large runs on a connection of its
+// own the next time, where its rows stream to the caller instead of being
+// read in full by a carrier; one run in MuxLargeProbe is multiplexed again,
+// and a small result there brings the text back.
+func TestMuxLargeResultRoutedExclusive(t *testing.T) {
+	defer pgpurepy.SetMuxQuiet(false)()
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer pgpurepy.SetMuxSlow(time.Minute)()
+	db, x := muxOpen(t, 2)
+	ctx := context.Background()
+	const q = "SELECT g FROM generate_series(1, $1::int) g /* mux-large */"
+	run := func(n int) {
+		t.Helper()
+		rows, err := db.QueryContext(ctx, q, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for rows.Next() {
+			var g int
+			if err := rows.Scan(&g); err != nil {
+				t.Fatal(err)
+			}
+			if got++; g != got {
+				t.Fatalf("row %d is %d", got, g)
+			}
+		}
+		if err := rows.Close(); err != nil || got != n {
+			t.Fatalf("%d rows, %v; want %d", got, err, n)
+		}
+	}
+	counts := func() (stmts, large uint64) {
+		s := x.Stats()
+		return s.MultiplexedStatements, s.MultiplexLargeExclusive
+	}
+	check := func(what string, stmts0, large0 uint64, wantStmts, wantLarge uint64) {
+		t.Helper()
+		stmts, large := counts()
+		if stmts-stmts0 != wantStmts || large-large0 != wantLarge {
+			t.Fatalf("%s: %d multiplexed, %d exclusive for a large result; want %d and %d", what, stmts-stmts0, large-large0, wantStmts, wantLarge)
+		}
+	}
+
+	stmts0, large0 := counts()
+	run(pgpurepy.MuxLargeRows) // not large
+	run(pgpurepy.MuxLargeRows)
+	check("small results", stmts0, large0, 2, 0)
+
+	stmts0, large0 = counts()
+	run(pgpurepy.MuxLargeRows + 1)
+	run(pgpurepy.MuxLargeRows + 1)
+	check("a large result", stmts0, large0, 1, 1)
+
+	// Small again, which only the probe finds out.
+	stmts0, large0 = counts()
+	for range pgpurepy.MuxLargeProbe - 2 {
+		run(3)
+	}
+	check("before the probe", stmts0, large0, 0, pgpurepy.MuxLargeProbe-2)
+	stmts0, large0 = counts()
+	run(3)
+	run(3)
+	check("the probe and after", stmts0, large0, 2, 0)
+
+	// Large again: the count to the next probe starts over.
+	stmts0, large0 = counts()
+	run(pgpurepy.MuxLargeRows + 1)
+	for range pgpurepy.MuxLargeProbe - 1 {
+		run(pgpurepy.MuxLargeRows + 1)
+	}
+	run(pgpurepy.MuxLargeRows + 1)
+	check("large again", stmts0, large0, 2, pgpurepy.MuxLargeProbe-1)
+	_ = db.Close()
+}
+
 // Transactions, *sql.Conn with session state, and Checkout keep one
 // server connection for all their statements, multiplexable ones
 // included.

@@ -95,10 +95,13 @@ type Stats struct {
 	// that carried them (their ratio is the mean batch depth);
 	// MultiplexSlowExclusive counts statements that could have been
 	// multiplexed but ran on a connection of their own because their
-	// text ran slowly last time. All stay 0 with multiplexing off.
-	MultiplexedStatements  uint64
-	MultiplexRoundTrips    uint64
-	MultiplexSlowExclusive uint64
+	// text ran slowly last time; MultiplexLargeExclusive counts those
+	// that did because their text's last multiplexed result was large
+	// (more than 16 rows). All stay 0 with multiplexing off.
+	MultiplexedStatements   uint64
+	MultiplexRoundTrips     uint64
+	MultiplexSlowExclusive  uint64
+	MultiplexLargeExclusive uint64
 }
 
 // Stats returns a snapshot of the pool's gauges and counters.
@@ -132,11 +135,12 @@ func (x *Pool) Stats() Stats {
 
 		Listeners: int(x.c.sh.stats.listeners.Load()),
 
-		StandbyStatements:      x.c.sh.stats.standbyStatements.Load(),
-		StandbyConnections:     x.standbyConnections(),
-		MultiplexedStatements:  x.c.sh.stats.muxStatements.Load(),
-		MultiplexRoundTrips:    x.c.sh.stats.muxRoundTrips.Load(),
-		MultiplexSlowExclusive: x.c.sh.stats.muxSlowExclusive.Load(),
+		StandbyStatements:       x.c.sh.stats.standbyStatements.Load(),
+		StandbyConnections:      x.standbyConnections(),
+		MultiplexedStatements:   x.c.sh.stats.muxStatements.Load(),
+		MultiplexRoundTrips:     x.c.sh.stats.muxRoundTrips.Load(),
+		MultiplexSlowExclusive:  x.c.sh.stats.muxSlowExclusive.Load(),
+		MultiplexLargeExclusive: x.c.sh.stats.muxLargeExclusive.Load(),
 	}
 }
 

@@ -79,7 +79,8 @@ type Collector struct {
 	cancelsSent, cancelsKept, cancelsLost                   *prometheus.Desc
 	failovers, replacedForFailover, staleRetries            *prometheus.Desc
 	standbyStatements                                       *prometheus.Desc
-	muxStatements, muxRoundTrips, muxSlowExclusive          *prometheus.Desc
+	muxStatements, muxRoundTrips                            *prometheus.Desc
+	muxSlowExclusive, muxLargeExclusive                     *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -155,6 +156,7 @@ func newCollector(stats func() pgpurepy.Stats, opts ...Option) *Collector {
 		muxStatements:       d("pgpurepy_multiplexed_statements_total", "Total number of statements sent on shared connections (multiplexing=on)."),
 		muxRoundTrips:       d("pgpurepy_multiplex_round_trips_total", "Total number of round trips that carried multiplexed statements; statements per round trip is the batch depth."),
 		muxSlowExclusive:    d("pgpurepy_multiplex_slow_exclusive_total", "Total number of multiplexable statements run on a connection of their own because their text ran slowly last time."),
+		muxLargeExclusive:   d("pgpurepy_multiplex_large_exclusive_total", "Total number of multiplexable statements run on a connection of their own because their text's last multiplexed result was large."),
 	}
 }
 
@@ -168,7 +170,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.cancelsSent, c.cancelsKept, c.cancelsLost,
 		c.failovers, c.replacedForFailover, c.staleRetries,
 		c.standbyStatements,
-		c.muxStatements, c.muxRoundTrips, c.muxSlowExclusive,
+		c.muxStatements, c.muxRoundTrips, c.muxSlowExclusive, c.muxLargeExclusive,
 	} {
 		ch <- d
 	}
@@ -222,6 +224,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.muxStatements, float64(s.MultiplexedStatements))
 	counter(c.muxRoundTrips, float64(s.MultiplexRoundTrips))
 	counter(c.muxSlowExclusive, float64(s.MultiplexSlowExclusive))
+	counter(c.muxLargeExclusive, float64(s.MultiplexLargeExclusive))
 }
 
 // Expvar publishes the pool's statistics as the expvar variable name, an

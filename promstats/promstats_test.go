@@ -228,7 +228,7 @@ func TestCollectorExposition(t *testing.T) {
 			Opening: 2, Deficit: 1, Failovers: 3, ReplacedForFailover: 4,
 			NamedStatements: true, StaleStatementRetries: 9,
 			StandbyStatements: 11, StandbyConnections: 2,
-			MultiplexedStatements: 120, MultiplexRoundTrips: 10, MultiplexSlowExclusive: 2,
+			MultiplexedStatements: 120, MultiplexRoundTrips: 10, MultiplexSlowExclusive: 2, MultiplexLargeExclusive: 5,
 		}
 	})
 	want := `
@@ -247,6 +247,9 @@ pgpurepy_failover_replaced_connections_total 4
 # HELP pgpurepy_failovers_total Total number of changes of the writable server seen by a pool that asks for one (target_session_attrs=read-write or primary).
 # TYPE pgpurepy_failovers_total counter
 pgpurepy_failovers_total 3
+# HELP pgpurepy_multiplex_large_exclusive_total Total number of multiplexable statements run on a connection of their own because their text's last multiplexed result was large.
+# TYPE pgpurepy_multiplex_large_exclusive_total counter
+pgpurepy_multiplex_large_exclusive_total 5
 # HELP pgpurepy_multiplex_round_trips_total Total number of round trips that carried multiplexed statements; statements per round trip is the batch depth.
 # TYPE pgpurepy_multiplex_round_trips_total counter
 pgpurepy_multiplex_round_trips_total 10
