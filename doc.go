@@ -115,7 +115,8 @@
 //     BEGIN), internal/wire (Framer.Pipelined: the made-up ends of a
 //     cancelled pipeline);
 //   - multiplexing (beyond the seed, multiplexing=on): mux.go (the queue,
-//     the carriers, the routes of slow texts and large results, the buffered rows),
+//     the carriers, the routes of slow texts and large results, the
+//     buffered rows),
 //     pipeline.go (one round trip for many callers' statements),
 //     sqltext.go (multiplexable), conn.go (route: which statements of a
 //     conn without a session are multiplexed), ext.go (the pool-level
