@@ -106,10 +106,10 @@ type muxRoute struct {
 	probe atomic.Uint32
 }
 
-// set stores v in b unless b holds it already: most texts stay as they
+// setFlag stores v in b unless b holds it already: most texts stay as they
 // were, and a load keeps the carriers from writing one cache line over and
 // over.
-func set(b *atomic.Bool, v bool) {
+func setFlag(b *atomic.Bool, v bool) {
 	if b.Load() != v {
 		b.Store(v)
 	}
@@ -207,13 +207,13 @@ func (m *mux) lookup(query string) *muxRoute {
 func (m *mux) ran(query string, took time.Duration, rows int) {
 	if r, ok := m.routes.Load(query); ok {
 		r := r.(*muxRoute)
-		set(&r.slow, took > m.slowAfter)
+		setFlag(&r.slow, took > m.slowAfter)
 		large := rows > muxLargeRows
 		if large && !r.large.Load() {
 			// The next probe comes after muxLargeProbe-1 routings away.
 			r.probe.Store(0)
 		}
-		set(&r.large, large)
+		setFlag(&r.large, large)
 	}
 }
 
@@ -222,7 +222,7 @@ func (m *mux) ran(query string, took time.Duration, rows int) {
 // to the multiplexer.
 func (m *mux) ranAlone(query string, took time.Duration) {
 	if r, ok := m.routes.Load(query); ok {
-		set(&r.(*muxRoute).slow, took > m.slowAfter)
+		setFlag(&r.(*muxRoute).slow, took > m.slowAfter)
 	}
 }
 
