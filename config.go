@@ -26,12 +26,18 @@ const (
 	// before anything ran, the statement runs again unnamed and the pool
 	// prepares no more named statements (Stats.NamedStatements turns false).
 	// Behind pgbouncer 1.21 or newer with max_prepared_statements, named
-	// statements keep working.
+	// statements keep working. As in QueryModePrepare, a text is named
+	// from its second run on a connection.
 	QueryModeAuto = "auto"
 	// QueryModePrepare prepares each distinct SQL text once per connection as a
 	// named statement and executes it with one round trip afterwards. It is the
 	// fastest mode and works with PostgreSQL directly and with pgbouncer 1.21 or
-	// newer when max_prepared_statements is set.
+	// newer when max_prepared_statements is set. A text's first run on a
+	// connection is described and run unnamed, and not cached: a text that
+	// runs once (values written into the SQL) costs no server-side plan, no
+	// deallocation and no place in the statement cache. The text is
+	// prepared on its second run. pgx's QueryExecModeCacheStatement, or an
+	// explicit Prepare, names a statement from its first run.
 	QueryModePrepare = "prepare"
 	// QueryModeDescribe describes each distinct SQL text once per connection and
 	// then executes it as an unnamed statement in a single round trip. Nothing

@@ -304,9 +304,12 @@ func TestStmtCloseDeallocates(t *testing.T) {
 		if got := preparedCount(t, c); got != base {
 			t.Fatalf("after the last close: %d, want %d", got, base)
 		}
-		// A statement the cache holds for unprepared calls stays.
-		if _, err := c.ExecContext(ctx, "SELECT 'cached'"); err != nil {
-			t.Fatal(err)
+		// A statement the cache holds for unprepared calls (from its
+		// second run) stays.
+		for range 2 {
+			if _, err := c.ExecContext(ctx, "SELECT 'cached'"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		st, _ := c.PrepareContext(ctx, "SELECT 'cached'")
 		_ = st.Close()
@@ -336,8 +339,10 @@ func TestStmtCloseDeallocates(t *testing.T) {
 	t.Run("cache bound", func(t *testing.T) {
 		db, _ := openDB(t, "connection_count=1", "statement_cache_capacity=3")
 		for i := range 10 {
-			if _, err := db.ExecContext(ctx, fmt.Sprintf("SELECT %d", i)); err != nil {
-				t.Fatal(err)
+			for range 2 { // cached from the second run on
+				if _, err := db.ExecContext(ctx, fmt.Sprintf("SELECT %d", i)); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		if got := preparedCount(t, db); got != 3 {
@@ -527,11 +532,14 @@ func TestNullabilityLookupCancelled(t *testing.T) {
 	}
 	px.SetLatency(20 * time.Millisecond)
 	// A Prepare takes one round trip (about 40ms), the lookup a second:
-	// deadlines between them land the cancel in the lookup.
+	// deadlines between them land the cancel in the lookup. The
+	// statements are named from their first run (a text's first run is
+	// otherwise unnamed), so that one left behind would show.
+	named := pgx.QueryExecModeCacheStatement
 	for i := range n {
 		d := 45*time.Millisecond + time.Duration(i)*3*time.Millisecond
 		cctx, cancel := context.WithTimeout(ctx, d)
-		rows, err := db.QueryContext(cctx, fmt.Sprintf("SELECT id FROM nl%d", i))
+		rows, err := db.QueryContext(cctx, fmt.Sprintf("SELECT id FROM nl%d", i), named)
 		if err == nil {
 			_ = rows.Close()
 		}
@@ -546,7 +554,7 @@ func TestNullabilityLookupCancelled(t *testing.T) {
 	// Whatever is prepared is in the cache: every table statement that
 	// completed its description. One more run of each must prepare none.
 	for i := range n {
-		rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT id FROM nl%d", i))
+		rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT id FROM nl%d", i), named)
 		if err != nil {
 			t.Fatal(err)
 		}

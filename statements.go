@@ -52,14 +52,20 @@ func (s *session) lookup(sql string) *stmtDesc {
 }
 
 // describe returns the description of sql on this connection, describing
-// it when it is not known; n decides whether a new one is named.
+// it when it is not known; n decides whether a new one is named. A text
+// that would be named by default is described unnamed and not cached the
+// first time it runs (see stmtCache.ranBefore).
 func (s *session) describe(ctx context.Context, sql string, n naming) (*stmtDesc, error) {
 	if d := s.lookup(sql); d != nil {
 		return d, nil
 	}
+	once := n == namingDefault && s.named(n) && !s.stmts.ranBefore(sql)
+	if once {
+		n = namingUnnamed
+	}
 	d, err := s.newDesc(ctx, sql, n)
-	if err != nil {
-		return nil, err
+	if err != nil || once {
+		return d, err
 	}
 	if old := s.stmts.put(d); old != nil {
 		s.drop(old)

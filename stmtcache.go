@@ -2,6 +2,7 @@ package pgpurepy
 
 import (
 	"container/list"
+	"hash/maphash"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,36 @@ type stmtCache struct {
 	// under the same name is an error (26000), never another query's
 	// result.
 	prefix string
+	// seen holds the hashes of texts that ran once without being cached
+	// (see ranBefore); seed is their hash's.
+	seen map[uint64]struct{}
+	seed maphash.Seed
+}
+
+// ranBefore reports whether sql ran on the connection since it was last
+// cached, and remembers that it ran now. A text that runs once, as code
+// that writes its values into the SQL runs every statement, is described
+// and run unnamed: preparing it would cost the server a plan it never
+// uses again, a deallocation, and a place in the LRU that a statement
+// that runs again and again needs. Npgsql prepares automatically on the
+// same grounds (Auto Prepare Min Usages). Texts are remembered by hash,
+// as many as the cache holds; when they are more, they are forgotten all
+// at once. A collision only prepares a text on its first run.
+func (c *stmtCache) ranBefore(sql string) bool {
+	if c.seen == nil {
+		c.seen = make(map[uint64]struct{})
+		c.seed = maphash.MakeSeed()
+	}
+	h := maphash.String(c.seed, sql)
+	if _, ok := c.seen[h]; ok {
+		delete(c.seen, h)
+		return true
+	}
+	if len(c.seen) >= c.capacity {
+		clear(c.seen)
+	}
+	c.seen[h] = struct{}{}
+	return false
 }
 
 func (c *stmtCache) get(sql string) *stmtDesc {
